@@ -1,0 +1,139 @@
+"""Run sizes for every chapter, in one place.
+
+The book runs at three sizes, chosen with the environment variable ``ISLTEACH_PROFILE``:
+
+``quick``
+    CPU-sized runs for continuous integration and a laptop: minutes per chapter.
+``colab``
+    Sized for one Google Colab T4 GPU: about 15-30 minutes per chapter.
+``paper``
+    The papers' own scale (hours to days on a GPU).
+
+Without the variable, the profile is ``colab`` when a CUDA GPU is visible and
+``quick`` otherwise. Every chapter reads its sizes from :func:`get_profile` and
+never hard-codes a number of steps, crops or seeds.
+
+Each chapter owns one table below (``CH1`` ... ``CH5``, ``APPENDIX``): a dict
+mapping profile name to the keyword sizes of that chapter.
+
+Examples
+--------
+>>> from islteach.profiles import get_profile
+>>> p = get_profile("quick")
+>>> p.name
+'quick'
+>>> p.seed
+0
+"""
+from __future__ import annotations
+
+import os
+import types
+
+PROFILE_NAMES = ("quick", "colab", "paper")
+ENV_VAR = "ISLTEACH_PROFILE"
+
+#: Global settings shared by all chapters.
+COMMON = {
+    "quick": {"seed": 0},
+    "colab": {"seed": 0},
+    "paper": {"seed": 0},
+}
+
+# --- Chapter 1: virtual staining -------------------------------------------
+CH1 = {
+    "quick": {},
+    "colab": {},
+    "paper": {},
+}
+
+# --- Chapter 2: Cellpose ground truth --------------------------------------
+CH2 = {
+    "quick": {},
+    "colab": {},
+    "paper": {},
+}
+
+# --- Chapter 3: transfer learning ------------------------------------------
+CH3 = {
+    "quick": {},
+    "colab": {},
+    "paper": {},
+}
+
+# --- Chapter 4: distance maps ----------------------------------------------
+CH4 = {
+    "quick": {},
+    "colab": {},
+    "paper": {},
+}
+
+# --- Chapter 5: shape priors -----------------------------------------------
+CH5 = {
+    "quick": {},
+    "colab": {},
+    "paper": {},
+}
+
+_SECTIONS = {"ch1": CH1, "ch2": CH2, "ch3": CH3, "ch4": CH4, "ch5": CH5}
+
+
+class Section(types.SimpleNamespace):
+    """Attribute access to one chapter's sizes (``p.ch1.steps``), also usable as a dict."""
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+class Profile(types.SimpleNamespace):
+    """All run sizes of one profile: ``name``, ``seed`` and one :class:`Section` per chapter."""
+
+    def as_dict(self) -> dict:
+        out = {}
+        for k, v in vars(self).items():
+            out[k] = v.as_dict() if isinstance(v, Section) else v
+        return out
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch missing or broken
+        return False
+
+
+def default_profile_name() -> str:
+    """``$ISLTEACH_PROFILE`` if set, else ``colab`` with a CUDA GPU and ``quick`` without."""
+    name = os.environ.get(ENV_VAR, "").strip().lower()
+    if name:
+        if name not in PROFILE_NAMES:
+            raise ValueError(
+                f"{ENV_VAR}={name!r} is not a known profile; expected one of {PROFILE_NAMES}"
+            )
+        return name
+    return "colab" if cuda_available() else "quick"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the run sizes for profile ``name`` (default: :func:`default_profile_name`).
+
+    Parameters
+    ----------
+    name : {"quick", "colab", "paper"}, optional
+
+    Returns
+    -------
+    Profile
+        ``p.name``, ``p.seed`` and ``p.ch1`` ... ``p.ch5`` sections.
+    """
+    if name is None:
+        name = default_profile_name()
+    if not isinstance(name, str) or name not in PROFILE_NAMES:
+        raise ValueError(f"name must be one of {PROFILE_NAMES}, got {name!r}")
+    sections = {key: Section(**table[name]) for key, table in _SECTIONS.items()}
+    return Profile(name=name, **COMMON[name], **sections)

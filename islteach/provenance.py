@@ -1,0 +1,269 @@
+"""Provenance: what ran, where, on which data, so every number in the book can be traced.
+
+Every chapter's first cell calls :func:`setup_chapter`, which seeds all random
+number generators, prints a compact panel (package versions, device and GPU
+name, profile, seed, data directory, sha256 of each data file the chapter
+reads) and returns the profile. :func:`save_results` writes a chapter's
+headline figures together with the same panel to
+``results/<profile>/<chapter>.json``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .profiles import Profile, get_profile
+
+_PACKAGES = (
+    "islteach",
+    "numpy",
+    "scipy",
+    "torch",
+    "torchvision",
+    "segmentation_models_pytorch",
+    "skimage",
+    "cellpose",
+    "pooch",
+)
+
+
+def package_versions() -> dict:
+    """Versions of the packages the book relies on (``None`` when not importable)."""
+    from importlib import metadata
+
+    dist_names = {
+        "skimage": "scikit-image",
+        "segmentation_models_pytorch": "segmentation-models-pytorch",
+    }
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(dist_names.get(name, name))
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info() -> dict:
+    """The torch device the book will use and, on CUDA, the GPU name."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return {"device": "cpu", "gpu": None, "threads": os.cpu_count()}
+    if torch.cuda.is_available():
+        return {
+            "device": "cuda",
+            "gpu": torch.cuda.get_device_name(0),
+            "threads": torch.get_num_threads(),
+        }
+    return {"device": "cpu", "gpu": None, "threads": torch.get_num_threads()}
+
+
+def get_device():
+    """``torch.device('cuda')`` when a GPU is visible, else CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(int(seed))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def env_report(profile: Profile | None = None, files=None) -> dict:
+    """A dict describing this run: versions, device, profile, seed, data directory, file hashes.
+
+    Parameters
+    ----------
+    profile : Profile, optional
+        Default :func:`islteach.profiles.get_profile`.
+    files : iterable of path-like, optional
+        Data files the chapter reads; their sha256 is recorded (keyed by file name
+        relative to the data directory when possible).
+    """
+    from . import data  # local import: data imports pooch
+
+    profile = profile or get_profile()
+    ddir = data.data_dir()
+    hashes = {}
+    for f in files or ():
+        f = Path(f)
+        try:
+            key = str(f.resolve().relative_to(Path(ddir).resolve()))
+        except ValueError:
+            key = str(f)
+        hashes[key] = sha256_file(f)
+    return {
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "profile": profile.name,
+        "seed": profile.seed,
+        "versions": package_versions(),
+        **device_info(),
+        "platform": platform.platform(),
+        "in_colab": in_colab(),
+        "data_dir": str(ddir),
+        "files_sha256": hashes,
+    }
+
+
+def format_report(report: dict) -> str:
+    """A compact, human-readable panel of :func:`env_report`'s dict."""
+    v = report["versions"]
+    versions = ", ".join(f"{k} {val}" for k, val in v.items() if val is not None)
+    lines = [
+        f"profile : {report['profile']}   seed : {report['seed']}",
+        f"device  : {report['device']}" + (f" ({report['gpu']})" if report.get("gpu") else "")
+        + f"   threads : {report.get('threads')}   colab : {report.get('in_colab')}",
+        f"versions: {versions}",
+        f"data dir: {report['data_dir']}",
+    ]
+    hashes = report.get("files_sha256") or {}
+    if hashes:
+        lines.append(f"data files ({len(hashes)}):")
+        for name, digest in list(hashes.items())[:8]:
+            lines.append(f"  {digest[:16]}…  {name}")
+        if len(hashes) > 8:
+            combined = hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()
+            lines.append(f"  … and {len(hashes) - 8} more (combined sha256 {combined[:16]}…)")
+    return "\n".join(lines)
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = None) -> Profile:
+    """First call of every chapter: pick the profile, seed everything, print the provenance panel.
+
+    Parameters
+    ----------
+    chapter : str
+        Short chapter name, e.g. ``"01_virtual_staining"``; used for the results file.
+    datasets : iterable of str
+        Registry data sets the chapter reads; they are fetched (hash-verified) and
+        every file's sha256 goes into the panel and the results file.
+    files : iterable of path-like, optional
+        Data files the chapter reads (hashed into the panel and the results file).
+    profile : str, optional
+        Profile name; default from ``$ISLTEACH_PROFILE``.
+
+    Returns
+    -------
+    Profile
+    """
+    import time
+
+    from . import data
+
+    p = get_profile(profile)
+    seed_everything(p.seed)
+    all_files = [Path(f) for f in (files or ())]
+    for name in datasets:
+        all_files.extend(Path(f) for f in data.fetch(name))
+    report = env_report(p, all_files)
+    _STARTED[chapter] = time.perf_counter()
+    _CURRENT[chapter] = report
+    print(f"islteach — {chapter}")
+    print(format_report(report))
+    if report["device"] == "cpu" and in_colab():
+        print(
+            "WARNING: no GPU runtime. In Colab choose Runtime > Change runtime type > T4 GPU, "
+            "then run the notebook again; on CPU use ISLTEACH_PROFILE=quick."
+        )
+    return p
+
+
+_CURRENT: dict = {}
+_STARTED: dict = {}
+
+
+def results_dir(profile: str | None = None) -> Path:
+    """``$ISLTEACH_RESULTS_DIR`` or ``<repository root>/results/<profile>`` (``./results`` outside a checkout)."""
+    name = profile or get_profile().name
+    base = os.environ.get("ISLTEACH_RESULTS_DIR")
+    if base:
+        root = Path(base)
+    else:
+        root = _repo_root() / "results"
+    out = root / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _repo_root() -> Path:
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "_config.yml").exists() and (d / "islteach").is_dir():
+            return d
+    return here
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_results(chapter: str, results: dict, profile: str | None = None, files=None) -> Path:
+    """Write ``results`` plus the provenance panel to ``results/<profile>/<chapter>.json``.
+
+    The write is atomic (a temporary file renamed into place), so an interrupted
+    run never leaves a half-written results file.
+    """
+    if not isinstance(results, dict):
+        raise TypeError(f"results must be a dict, got {type(results).__name__}")
+    p = get_profile(profile)
+    import time
+
+    report = dict(_CURRENT.get(chapter) or env_report(p, files))
+    if chapter in _STARTED:
+        report["elapsed_s"] = round(time.perf_counter() - _STARTED[chapter], 1)
+    path = results_dir(p.name) / f"{chapter}.json"
+    payload = {**_jsonable(results), "provenance": report}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(chapter: str, profile: str | None = None) -> dict:
+    """Read a results file written by :func:`save_results`."""
+    path = results_dir(profile) / f"{chapter}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no results for {chapter!r} at {path}; run that chapter first")
+    return json.loads(path.read_text())
