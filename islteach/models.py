@@ -113,6 +113,13 @@ def _validate(encoder_name, in_channels, classes):
     for name, v in (("in_channels", in_channels), ("classes", classes)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    from segmentation_models_pytorch.encoders import encoders
+
+    if not encoder_name.startswith(("tu-", "timm-")) and encoder_name not in encoders:
+        raise ValueError(
+            f"encoder_name must be a segmentation_models_pytorch encoder (e.g. 'resnet18', "
+            f"'densenet121'), got {encoder_name!r}"
+        )
 
 
 def unet(
@@ -168,7 +175,7 @@ def unet(
 
     init = "random"
     reason = None
-    if encoder_name.startswith("tu-"):
+    if encoder_name.startswith(("tu-", "timm-")):
         # timm encoders: weights named in encoder_name; only try when the hub answers.
         want = encoder_weights is not None
         if want and hub_reachable():

@@ -41,10 +41,28 @@ COMMON = {
 }
 
 # --- Chapter 1: virtual staining -------------------------------------------
+# ISL Finkbeiner field (13 phase planes -> DAPI / MAP2) and SEPhACE (6 bright-field planes -> DAPI).
+# quick: a small encoder on CPU (random init when ImageNet weights can't be downloaded);
+# colab / paper: DenseNet-121 + ImageNet as Bonte et al.
+_CH1_COMMON = {
+    "planes": [0, 6, 12],            # ISL phase z-planes feeding the input channels (reader may change)
+    "sephace_planes": [0, 2, 5],     # SEPhACE bright-field planes (sorted by focus)
+    "encoder_weights": "imagenet",
+    "lr": 1e-3,
+    "tile": 256,                     # predict_tiled tile side / overlap
+    "overlap": 32,
+    "pcc_tile": 128,                 # PCC per held-out tile of this side
+}
 CH1 = {
-    "quick": {},
-    "colab": {},
-    "paper": {},
+    "quick": {**_CH1_COMMON, "encoder_name": "resnet18", "crop": 128, "batch_size": 8, "n_crops": 2000,
+              "steps": 240, "steps_map2": 240, "steps_sephace": 80, "val_every": 40,
+              "checkpoint_every": 80},
+    "colab": {**_CH1_COMMON, "encoder_name": "densenet121", "crop": 256, "batch_size": 16, "n_crops": 4000,
+              "steps": 3000, "steps_map2": 1500, "steps_sephace": 1000, "val_every": 250,
+              "checkpoint_every": 250},
+    "paper": {**_CH1_COMMON, "encoder_name": "densenet121", "crop": 512, "batch_size": 8, "n_crops": 5000,
+              "steps": 20000, "steps_map2": 20000, "steps_sephace": 5000, "val_every": 1000,
+              "checkpoint_every": 1000},
 }
 
 # --- Chapter 2: Cellpose ground truth --------------------------------------

@@ -243,7 +243,9 @@ def fit(
     train_set : torch.utils.data.Dataset
         Items are ``(x, y)`` tensors or arrays of fixed shape; random crops and flips
         happen inside the dataset (they are reproducible because :func:`fit` reseeds
-        the global RNGs before each step).
+        the global RNGs before each step). A dataset with its own random state
+        (e.g. per-item draw counters) should offer ``state_dict()`` and
+        ``load_state_dict(d)``: that state then goes into the checkpoints too.
     loss_fn : callable
         ``loss_fn(prediction, target) -> scalar tensor``.
     steps : int
@@ -333,6 +335,8 @@ def fit(
             if use_amp and ck.get("scaler"):
                 scaler.load_state_dict(ck["scaler"])
             _set_rng_state(ck["rng"])
+            if ck.get("dataset") is not None and hasattr(train_set, "load_state_dict"):
+                train_set.load_state_dict(ck["dataset"])
             history = History.from_dict(ck["history"])
             start = int(ck["step"])
             history.resumed_from = start
@@ -350,6 +354,7 @@ def fit(
             "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
             "rng": _rng_state(), "step": step, "steps": steps, "seed": seed,
             "batch_size": batch_size, "history": history.to_dict(),
+            "dataset": train_set.state_dict() if hasattr(train_set, "state_dict") else None,
         }, ckpt_dir / CHECKPOINT_NAME)
 
     def run_val(step):

@@ -1,0 +1,115 @@
+"""Specifications of islteach.synth.make_field: determinism, consistent truth, and the optical model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from islteach.synth import make_field, make_fields
+
+
+@pytest.fixture(scope="module")
+def field():
+    return make_field(256, seed=5, noise=False)
+
+
+def test_same_seed_gives_identical_fields_and_other_seeds_differ():
+    a, b, c = make_field(96, seed=11), make_field(96, seed=11), make_field(96, seed=12)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert not np.array_equal(a["nuclei"], c["nuclei"])
+    assert not np.array_equal(a["dapi"], c["dapi"])
+    fs = make_fields(2, 96, seed=11)
+    np.testing.assert_array_equal(fs[0]["brightfield"], a["brightfield"])
+    np.testing.assert_array_equal(fs[1]["phase"], c["phase"])
+
+
+def test_shapes_and_dtypes_follow_the_contract():
+    f = make_field(128, seed=0, z_um=(-3, 0, 3))
+    assert f["nuclei"].shape == f["cells"].shape == (128, 128)
+    assert f["nuclei"].dtype == f["cells"].dtype == np.int32
+    for k in ("dapi", "cellmask", "phase"):
+        assert f[k].shape == (128, 128) and f[k].dtype == np.float32, k
+    assert f["brightfield"].shape == (3, 128, 128) and f["brightfield"].dtype == np.float32
+    assert f["z_um"].tolist() == [-3, 0, 3]
+
+
+def test_every_nucleus_lies_inside_the_cell_with_the_same_id(field):
+    nuc, cells = field["nuclei"], field["cells"]
+    assert nuc.max() >= 20 and cells.max() >= 20
+    inside = nuc > 0
+    np.testing.assert_array_equal(nuc[inside], cells[inside])
+    ids = np.unique(cells[cells > 0])
+    np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))  # cells numbered 1..m
+    assert set(np.unique(nuc[inside])) <= set(ids)
+
+
+def test_some_cells_touch_so_membranes_separate_them(field):
+    cells = field["cells"]
+    touching = (cells[:, 1:] != cells[:, :-1]) & (cells[:, 1:] > 0) & (cells[:, :-1] > 0)
+    assert touching.sum() > 100
+    border = (ndi.maximum_filter(cells, 3) != ndi.minimum_filter(cells, 3)) & (cells > 0)
+    interior = (cells > 0) & ~ndi.binary_dilation(border, iterations=2)
+    assert field["cellmask"][border].mean() > 2 * field["cellmask"][interior].mean()
+
+
+def test_dapi_is_bright_in_nuclei_and_dark_outside(field):
+    nuc, cells = field["nuclei"] > 0, field["cells"] > 0
+    assert field["dapi"][nuc].mean() > 10 * field["dapi"][~cells].mean()
+
+
+def test_brightfield_contrast_inverts_through_focus(field):
+    """Weak phase object: defocus by +z and -z gives opposite contrast (transport of intensity)."""
+    bf = field["brightfield"]
+    z = field["z_um"]
+    i0, ip, im = int(np.argmin(np.abs(z))), int(np.argmax(z)), int(np.argmin(z))
+    r = np.corrcoef((bf[ip] - bf[i0]).ravel(), (bf[im] - bf[i0]).ravel())[0, 1]
+    assert r < -0.9
+    assert bf[ip].std() > bf[i0].std()  # cells nearly vanish in focus
+
+
+def test_phase_contrast_shows_nuclei_dark(field):
+    nuc, cells = field["nuclei"] > 0, field["cells"] > 0
+    assert field["phase"][nuc].mean() < field["phase"][~cells].mean() - 0.05
+
+
+def test_label_free_to_dapi_is_learnable_but_no_single_plane_gives_it():
+    """A linear model on blurred label-free planes predicts DAPI on a new field well, but not perfectly."""
+
+    def features(f):
+        out = []
+        for p in list(f["brightfield"]) + [f["phase"]]:
+            p = p - p.mean()
+            out += [p, ndi.gaussian_filter(p, 2), ndi.gaussian_filter(p, 4),
+                    ndi.gaussian_laplace(p, 2), ndi.gaussian_laplace(p, 4)]
+        out.append(np.ones_like(out[0]))
+        return np.stack([o.ravel() for o in out], 1)
+
+    train = [make_field(192, seed=s) for s in range(3)]
+    test = make_field(192, seed=100)
+    X = np.concatenate([features(f) for f in train])
+    y = np.concatenate([f["dapi"].ravel() for f in train])
+    w, *_ = np.linalg.lstsq(X, y, rcond=None)
+    pcc = np.corrcoef(features(test) @ w, test["dapi"].ravel())[0, 1]
+    assert 0.6 < pcc < 0.97
+    single = [abs(np.corrcoef(p.ravel(), test["dapi"].ravel())[0, 1]) for p in test["brightfield"]]
+    assert max(single) < 0.6
+
+
+def test_noise_is_shot_noise_around_the_expected_image():
+    clean, noisy = make_field(128, seed=2, noise=False), make_field(128, seed=2)
+    np.testing.assert_array_equal(clean["nuclei"], noisy["nuclei"])
+    d = noisy["dapi"] - clean["dapi"]
+    assert abs(d.mean()) < 0.5 and 0.5 < (d.var() / clean["dapi"].mean()) < 2.0
+    assert (noisy["dapi"] >= 0).all() and np.array_equal(noisy["dapi"], np.rint(noisy["dapi"]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"size": 16}, "size must be an int >= 32"),
+    ({"seed": -1}, "seed must be a non-negative int"),
+    ({"density": 0}, "density"),
+    ({"z_um": []}, "z_um must be"),
+])
+def test_bad_arguments_are_rejected_with_the_argument_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_field(**kwargs)

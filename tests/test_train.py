@@ -1,0 +1,211 @@
+"""Specifications for islteach.train: fit (seeded, checkpoint/resume) and predict_tiled."""
+import numpy as np
+import pytest
+import torch
+
+from islteach.train import History, fit, load_checkpoint, predict_tiled
+
+
+class RandomCropPairs(torch.utils.data.Dataset):
+    """Random 16x16 crops (numpy RNG) with random flips (torch RNG) of a fixed field pair."""
+
+    def __init__(self, n=32):
+        rng = np.random.default_rng(0)
+        self.x = rng.normal(size=(2, 48, 48)).astype(np.float32)
+        self.y = (0.7 * self.x[:1] - 0.3 * self.x[1:]).astype(np.float32)
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        r, c = np.random.randint(0, 32, size=2)
+        x = torch.from_numpy(self.x[:, r:r + 16, c:c + 16].copy())
+        y = torch.from_numpy(self.y[:, r:r + 16, c:c + 16].copy())
+        if torch.rand(()) < 0.5:
+            x, y = x.flip(-1), y.flip(-1)
+        return x, y
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 1, 3, padding=1),
+    )
+
+
+KW = dict(steps=12, batch_size=4, lr=1e-2, scheduler="cosine", seed=3, device="cpu",
+          progress=False, checkpoint_every=4)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_fit_resumed_after_a_crash_ends_with_the_same_weights_and_losses_as_an_uninterrupted_run(tmp_path):
+    loss = torch.nn.functional.l1_loss
+    ref_net = small_net()
+    ref = fit(ref_net, RandomCropPairs(), loss, checkpoint_dir=tmp_path / "ref", **KW)
+
+    def crash_at_6(step, value):
+        if step == 6:  # after the checkpoint of step 4, before the one of step 8
+            raise Crash
+
+    net = small_net()
+    with pytest.raises(Crash):
+        fit(net, RandomCropPairs(), loss, checkpoint_dir=tmp_path / "run", callback=crash_at_6, **KW)
+    assert load_checkpoint(tmp_path / "run")["step"] == 4
+    np.random.seed(999)  # a different global RNG state must not matter after resuming
+    fresh = small_net(seed=123)  # a new process would start from other weights
+    resumed = fit(fresh, RandomCropPairs(), loss, checkpoint_dir=tmp_path / "run", **KW)
+
+    assert resumed.resumed_from == 4
+    assert resumed.step == list(range(1, 13))
+    assert resumed.loss == ref.loss
+    for (k, a), b in zip(ref_net.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_fit_with_the_same_seed_is_reproducible_and_another_seed_differs():
+    loss = torch.nn.functional.l1_loss
+    kw = {**KW, "checkpoint_every": 100}
+    a = fit(small_net(), RandomCropPairs(), loss, **kw).loss
+    b = fit(small_net(), RandomCropPairs(), loss, **kw).loss
+    c = fit(small_net(), RandomCropPairs(), loss, **{**kw, "seed": 4}).loss
+    assert a == b
+    assert a != c
+
+
+def test_fit_learns_a_linear_mapping_and_records_validation_every_k_steps():
+    ds = RandomCropPairs()
+    xv = torch.from_numpy(ds.x[None])
+    yv = torch.from_numpy(ds.y[None])
+
+    def val_l1(model):
+        return float(torch.nn.functional.l1_loss(model(xv), yv))
+
+    h = fit(small_net(), ds, torch.nn.functional.l1_loss, steps=60, batch_size=8, lr=1e-2,
+            val_fn=val_l1, val_every=20, device="cpu", progress=False)
+    assert h.val_step == [20, 40, 60]
+    assert h.val[-1] < 0.5 * h.val[0] or h.val[-1] < 0.1
+    assert np.mean(h.loss[-10:]) < np.mean(h.loss[:10])
+    assert History.from_dict(h.to_dict()).loss == h.loss
+
+
+def test_fit_resume_false_ignores_an_existing_checkpoint(tmp_path):
+    loss = torch.nn.functional.l1_loss
+    fit(small_net(), RandomCropPairs(), loss, checkpoint_dir=tmp_path, **KW)
+    h = fit(small_net(), RandomCropPairs(), loss, checkpoint_dir=tmp_path, resume=False, **KW)
+    assert h.resumed_from == 0 and len(h.loss) == 12
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"batch_size": -1}, {"steps": 2.5}])
+def test_fit_rejects_bad_sizes(kwargs):
+    args = {"steps": 2, "batch_size": 2, "progress": False, **kwargs}
+    with pytest.raises(ValueError):
+        fit(small_net(), RandomCropPairs(), torch.nn.functional.l1_loss, **args)
+
+
+class ShapeRecorder(torch.nn.Module):
+    """A pointwise model (1x1 convolution) that records the input shape of every call."""
+
+    def __init__(self, cin=2, cout=1, max_side=None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(cin, cout, 1)
+        self.shapes = []
+        self.max_side = max_side
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        if self.max_side is not None and x.shape[-1] > self.max_side:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return self.conv(x)
+
+
+def test_predict_tiled_matches_a_single_pass_for_a_pointwise_model_and_keeps_the_field_size():
+    rng = np.random.default_rng(1)
+    img = rng.normal(size=(2, 300, 200)).astype(np.float32)
+    m = ShapeRecorder()
+    out = predict_tiled(m, img, tile=128, overlap=32, batch_size=3, device="cpu")
+    with torch.no_grad():
+        full = m.conv(torch.from_numpy(img[None]))[0].numpy()
+    assert out.shape == (1, 300, 200) and out.dtype == np.float32
+    np.testing.assert_allclose(out, full, atol=1e-5)
+
+
+def test_predict_tiled_never_feeds_a_whole_1024x1344_field_in_one_pass():
+    img = np.zeros((1, 1024, 1344), np.float32)
+    m = ShapeRecorder(cin=1, cout=2)
+    out = predict_tiled(m, img, tile=256, overlap=32, batch_size=4, device="cpu")
+    assert out.shape == (2, 1024, 1344)
+    assert all(s[-2:] == (256, 256) for s in m.shapes)
+    assert all(s[0] <= 4 for s in m.shapes)
+
+
+def test_predict_tiled_pads_a_field_smaller_than_one_tile():
+    img = np.ones((2, 40, 70), np.float32)
+    out = predict_tiled(ShapeRecorder(), img, tile=64, overlap=16, device="cpu")
+    assert out.shape == (1, 40, 70)
+
+
+def test_predict_tiled_retries_with_smaller_tiles_after_out_of_memory(capsys):
+    img = np.random.default_rng(0).normal(size=(2, 256, 256)).astype(np.float32)
+    m = ShapeRecorder(max_side=64)
+    out = predict_tiled(m, img, tile=256, overlap=32, batch_size=2, device="cpu")
+    assert out.shape == (1, 256, 256)
+    assert "out of memory" in capsys.readouterr().out
+    with torch.no_grad():
+        full = m.conv(torch.from_numpy(img[None]))[0].numpy()
+    np.testing.assert_allclose(out, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("image, kwargs, exc", [
+    (np.zeros((64, 64), np.float32), {}, ValueError),
+    (np.zeros((1, 64, 64), np.float32), {"tile": 100}, ValueError),
+    (np.zeros((1, 64, 64), np.float32), {"overlap": 200}, ValueError),
+    (np.zeros((1, 64, 64), dtype=object), {}, TypeError),
+])
+def test_predict_tiled_rejects_bad_input(image, kwargs, exc):
+    with pytest.raises(exc):
+        predict_tiled(ShapeRecorder(cin=1), image, **{"tile": 64, **kwargs})
+
+
+class CountingFlips(RandomCropPairs):
+    """Flips decided by a per-item draw counter (own state, like islteach.data.PairDataset)."""
+
+    def __init__(self, n=32):
+        super().__init__(n)
+        self.draws = np.zeros(n, np.int64)
+
+    def __getitem__(self, i):
+        r = np.random.default_rng((0, i, int(self.draws[i])))
+        self.draws[i] += 1
+        x = torch.from_numpy(self.x[:, :16, :16].copy())
+        y = torch.from_numpy(self.y[:, :16, :16].copy())
+        if r.integers(0, 2):
+            x, y = x.flip(-1) * 2, y.flip(-1) * 2
+        return x, y
+
+    def state_dict(self):
+        return {"draws": self.draws.copy()}
+
+    def load_state_dict(self, d):
+        self.draws = np.asarray(d["draws"]).copy()
+
+
+def test_fit_checkpoints_and_restores_the_dataset_state_when_it_has_one(tmp_path):
+    loss = torch.nn.functional.l1_loss
+    ref = fit(small_net(), CountingFlips(), loss, **KW)
+
+    def crash_at_7(step, value):
+        if step == 7:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit(small_net(), CountingFlips(), loss, checkpoint_dir=tmp_path, callback=crash_at_7, **KW)
+    resumed = fit(small_net(), CountingFlips(), loss, checkpoint_dir=tmp_path, **KW)
+    assert resumed.resumed_from == 4
+    assert resumed.loss == ref.loss
