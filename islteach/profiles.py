@@ -95,6 +95,17 @@ CH5 = {
 
 _SECTIONS = {"ch1": CH1, "ch2": CH2, "ch3": CH3, "ch4": CH4, "ch5": CH5}
 
+# --- Appendix: data sets (owner: data helper) ---------------------------------
+# n_show: example images per data set in the figures; synth_fields: synthetic fields
+# whose nuclei are counted; synth_size: their side in pixels.
+APPENDIX = {
+    "quick": {"n_show": 4, "synth_fields": 20, "synth_size": 256},
+    "colab": {"n_show": 4, "synth_fields": 100, "synth_size": 256},
+    "paper": {"n_show": 6, "synth_fields": 500, "synth_size": 256},
+}
+_SECTIONS["appendix"] = APPENDIX
+# --- end Appendix ---------------------------------------------------------------
+
 
 class Section(types.SimpleNamespace):
     """Attribute access to one chapter's sizes (``p.ch1.steps``), also usable as a dict."""
