@@ -42,7 +42,7 @@ import os
 import re
 import shlex
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +78,8 @@ __all__ = [
 ENV_VAR = "ISLTEACH_DATA_DIR"
 
 #: The bottom-right quadrant of the 1024x1024 In Silico Labeling field: the test region,
-#: held out in every chapter and never trained on. Use as ``image[..., *ISL_TEST_REGION]``
-#: or ``image[ISL_TEST_REGION]`` for a 2-D image.
+#: held out in every chapter and never trained on. Use as ``image[ISL_TEST_REGION]`` for a
+#: 2-D image and ``stack[(Ellipsis,) + ISL_TEST_REGION]`` for a (..., H, W) stack.
 ISL_TEST_REGION = (slice(512, 1024), slice(512, 1024))
 
 #: BBBC039 split of the 200 file names sorted alphabetically: (start, stop) indices.
@@ -380,26 +380,27 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
     for k in present:  # verify (and repair) local files first
         fetch_file(k)
     if missing:
-        if len(missing) == 1 or workers == 1:
-            for k in missing:
+        # The first file alone: offline, this fails fast with an actionable message.
+        fetch_file(missing[0], progressbar=progressbar and len(missing) == 1)
+        rest = missing[1:]
+        if workers == 1:
+            for k in rest:
                 fetch_file(k, progressbar=progressbar)
-        else:
+        elif rest:
             bar = None
             if progressbar:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=len(missing), desc=f"downloading {name}", unit="file")
-
-            def one(k):
-                p = fetch_file(k, progressbar=False)
-                if bar is not None:
-                    bar.update(1)
-                return p
-
+                bar = tqdm(total=len(missing), initial=1, desc=f"downloading {name}", unit="file")
+            ex = ThreadPoolExecutor(max_workers=workers)
             try:
-                with ThreadPoolExecutor(max_workers=workers) as ex:
-                    list(ex.map(one, missing))
+                futures = [ex.submit(fetch_file, k) for k in rest]
+                for fut in as_completed(futures):
+                    fut.result()  # re-raises the first error
+                    if bar is not None:
+                        bar.update(1)
             finally:
+                ex.shutdown(wait=True, cancel_futures=True)
                 if bar is not None:
                     bar.close()
     return [root / k for k in keys]
@@ -556,8 +557,7 @@ def labels_from_color_mask(mask: np.ndarray, connectivity: int = 1) -> np.ndarra
     Returns
     -------
     (H, W) int32
-        Labels 1..N: the components of the smallest non-zero value first, each value's
-        components in raster order.
+        Labels 1..N numbered in raster order of each component's first pixel.
 
     Examples
     --------
@@ -569,25 +569,15 @@ def labels_from_color_mask(mask: np.ndarray, connectivity: int = 1) -> np.ndarra
     >>> int(labels_from_color_mask(np.array([[1, 0, 1]])).max())  # same value, not connected
     2
     """
-    from scipy import ndimage as ndi
+    from skimage.measure import label
 
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.dtype.kind not in "uib":
         raise ValueError(f"mask must be a 2-D integer array, got shape {mask.shape} dtype {mask.dtype}")
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
-    structure = ndi.generate_binary_structure(2, connectivity)
-    out = np.zeros(mask.shape, np.int32)
-    n = 0
-    values = np.flatnonzero(np.bincount(mask.ravel().astype(np.int64))) if mask.dtype.kind in "ub" \
-        else np.unique(mask)
-    for v in values:
-        if v == 0:
-            continue
-        sel = mask == v
-        lab, k = ndi.label(sel, structure=structure)
-        out[sel] = lab[sel] + n
-        n += k
+    # skimage labels connected regions of equal value: exactly one instance per component of one value
+    out = label(mask, background=0, connectivity=connectivity).astype(np.int32)
     return out
 
 
@@ -608,6 +598,8 @@ def bbbc039_names(split: str = "all") -> list[str]:
 def _bbbc039_labels(path_key) -> np.ndarray:
     m = _imread(Path(path_key[0]))
     lab = labels_from_color_mask(m[..., 0] if m.ndim == 3 else m)
+    if lab.max() < 65536:  # halve the memory of the cache
+        lab = lab.astype(np.uint16)
     lab.flags.writeable = False
     return lab
 

@@ -497,7 +497,7 @@ def describe_model(model) -> str:
 # ---------------------------------------------------------------------------------------------
 # classical pipeline
 # ---------------------------------------------------------------------------------------------
-def classical_labels(image, *, sigma: float = 2.0, threshold=None, h: float = 2.0,
+def classical_labels(image, *, sigma: float = 1.0, threshold=None, h: float = 1.0,
                      min_size: int = 30, distance_sigma: float = 1.0) -> np.ndarray:
     """Nucleus labels without deep learning: smoothing, Otsu threshold, distance watershed.
 

@@ -121,3 +121,74 @@ class TwoMapMSELoss(nn.Module):
     def forward(self, prediction, target):
         t = self.terms(prediction, target)
         return t["distance"] + t["border"]
+
+
+# --- Chapter 3: soft Jaccard (IoU) loss of Bonte et al.'s segmentation fine-tuning -------------
+def soft_jaccard_loss(probability, target, eps: float = 1.0):
+    r"""One minus the soft Jaccard index of a probability map and a binary target.
+
+    .. math:: L(p, t) = 1 - \frac{\sum p\,t + \epsilon}{\sum p + \sum t - \sum p\,t + \epsilon}
+
+    The sums run over the whole batch (all pixels of all images), as in
+    segmentation-models-pytorch's ``JaccardLoss``; ``eps`` smooths the ratio so that an
+    empty target with an empty prediction gives a loss of 0, matching the paper's
+    convention that the IoU of two empty masks is 1 {cite}`bonte2022`.
+
+    Parameters
+    ----------
+    probability : torch.Tensor
+        Probabilities in [0, 1] (after the network's sigmoid), any shape.
+    target : torch.Tensor
+        Same shape, 0/1 values (bool, integer or float).
+    eps : float
+        Smoothing (non-negative).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss in [0, 1].
+
+    Examples
+    --------
+    >>> t = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    >>> float(soft_jaccard_loss(t, t))
+    0.0
+    >>> round(float(soft_jaccard_loss(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), t, eps=0.0)), 3)
+    0.5
+    """
+    if not isinstance(probability, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("probability and target must be torch tensors, got "
+                        f"{type(probability).__name__} and {type(target).__name__}")
+    if probability.shape != target.shape:
+        raise ValueError(f"target must have the shape of probability {tuple(probability.shape)}, "
+                         f"got {tuple(target.shape)}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    p = probability.float()
+    t = target.to(p.dtype)
+    inter = (p * t).sum()
+    union = p.sum() + t.sum() - inter
+    return 1.0 - (inter + eps) / (union + eps)
+
+
+class SoftJaccardLoss(nn.Module):
+    """:func:`soft_jaccard_loss` as a module (``loss(probability, target)``), for :func:`islteach.train.fit`.
+
+    Examples
+    --------
+    >>> loss = SoftJaccardLoss()
+    >>> float(loss(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2)))
+    0.0
+    """
+
+    def __init__(self, eps: float = 1.0):
+        super().__init__()
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+        self.eps = float(eps)
+
+    def forward(self, probability, target):
+        return soft_jaccard_loss(probability, target, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps:g}"

@@ -110,16 +110,39 @@ def check_labels(labels, name: str = "labels") -> np.ndarray:
     ValueError
         If the array is not integer-typed (bool and float are refused: label a binary mask with
         ``skimage.measure.label`` first) or contains negative values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_labels(np.array([[0, 1], [2, 2]])).shape
+    (2, 2)
+    >>> check_labels(np.array([0.0, 1.0]), "y_pred")
+    Traceback (most recent call last):
+    ...
+    ValueError: y_pred must be a non-negative integer label array, got dtype float64
     """
+    return _labels_and_max(labels, name)[0]
+
+
+def _labels_and_max(labels, name: str):
+    """Validate a label array and return it with its largest label (one pass over the pixels)."""
     arr = np.asarray(labels)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         hint = " (label a binary mask first, e.g. skimage.measure.label(mask))" if arr.dtype == bool else ""
         raise ValueError(f"{name} must be a non-negative integer label array, got dtype {arr.dtype}{hint}")
     if arr.ndim == 0:
         raise ValueError(f"{name} must be a label image with at least one axis, got a scalar")
-    if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
-        raise ValueError(f"{name} must be a non-negative integer label array, got a minimum of {arr.min()}")
-    return arr
+    if arr.size == 0:
+        return arr, 0
+    if np.issubdtype(arr.dtype, np.signedinteger):
+        # seen as unsigned, a negative value is larger than any non-negative one:
+        # the sign check and the maximum cost one reduction
+        u = np.ascontiguousarray(arr).view(np.dtype(f"u{arr.dtype.itemsize}"))
+        top = int(u.max())
+        if top > np.iinfo(arr.dtype).max:
+            raise ValueError(f"{name} must be a non-negative integer label array, got a minimum of {arr.min()}")
+        return arr, top
+    return arr, int(arr.max())
 
 
 def _check_thresholds(thresholds) -> tuple[float, ...]:
@@ -396,15 +419,17 @@ def _record(thresholds, n_true, n_pred, tp, matched_iou_sum, merges, splits) -> 
 # ---------------------------------------------------------------------------------------------
 # object level: the core
 # ---------------------------------------------------------------------------------------------
-def _overlap_pairs(y_true: np.ndarray, y_pred: np.ndarray):
+def _overlap_pairs(y_true: np.ndarray, y_pred: np.ndarray, nt: int | None = None, npr: int | None = None):
     """One pass over the pixels: the non-zero entries of the label-overlap matrix.
 
     Returns ``rows, cols, counts`` (label in y_true, label in y_pred, shared pixels) for every
     pair of labels that shares at least one pixel, background (label 0) included on either side
     but the background/background pair left out (it is not needed for any area).
     """
-    nt = int(y_true.max()) if y_true.size else 0
-    npr = int(y_pred.max()) if y_pred.size else 0
+    if nt is None:
+        nt = int(y_true.max()) if y_true.size else 0
+    if npr is None:
+        npr = int(y_pred.max()) if y_pred.size else 0
     k = npr + 1
     size = (nt + 1) * k
     if size >= 2**62:  # astronomically large label values: compress them to 0..n first (0 stays 0)
@@ -415,7 +440,7 @@ def _overlap_pairs(y_true: np.ndarray, y_pred: np.ndarray):
     # pair index true * k + pred in the narrowest integer type that holds it (less memory traffic)
     dtype = np.uint16 if size <= 2**16 else np.int32 if size < 2**31 else np.int64
     idx = np.multiply(y_true, k, dtype=dtype, casting="unsafe").ravel()
-    np.add(idx, y_pred.ravel(), out=idx, casting="unsafe")
+    idx += y_pred.astype(dtype, copy=False).ravel()  # a same-type add is much faster than a casting one
     idx = idx[idx != 0]  # background in both: not needed, and usually most of the pixels
     if size <= max(4 * idx.size, 1 << 16):
         counts = np.bincount(idx, minlength=size)
@@ -427,9 +452,9 @@ def _overlap_pairs(y_true: np.ndarray, y_pred: np.ndarray):
     return rows, cols, n
 
 
-def _pairs_iou(y_true: np.ndarray, y_pred: np.ndarray):
+def _pairs_iou(y_true: np.ndarray, y_pred: np.ndarray, nt: int | None = None, npr: int | None = None):
     """IoU of every overlapping (true, pred) pair of objects, plus the object counts."""
-    rows, cols, n = _overlap_pairs(y_true, y_pred)
+    rows, cols, n = _overlap_pairs(y_true, y_pred, nt, npr)
     if rows.size and max(int(rows[-1]), int(cols.max())) <= 4 * rows.size + 1024:
         # small label values: areas by label value directly
         area_t = np.bincount(rows, weights=n)
@@ -564,11 +589,11 @@ def _error_types(r, c, ious, min_iou=0.1):
 
 
 def _check_pair(y_true, y_pred):
-    yt = check_labels(y_true, "y_true")
-    yp = check_labels(y_pred, "y_pred")
+    yt, nt = _labels_and_max(y_true, "y_true")
+    yp, npr = _labels_and_max(y_pred, "y_pred")
     if yt.shape != yp.shape:
         raise ValueError(f"y_true and y_pred must have the same shape, got {yt.shape} and {yp.shape}")
-    return yt, yp
+    return yt, yp, nt, npr
 
 
 def matching(y_true, y_pred, thresholds=THRESHOLDS) -> Matching:
@@ -610,8 +635,8 @@ def matching(y_true, y_pred, thresholds=THRESHOLDS) -> Matching:
     (1, 0)
     """
     ths = _check_thresholds(thresholds)
-    yt, yp = _check_pair(y_true, y_pred)
-    r, c, ious, n_true, n_pred = _pairs_iou(yt, yp)
+    yt, yp, nt, npr = _check_pair(y_true, y_pred)
+    r, c, ious, n_true, n_pred = _pairs_iou(yt, yp, nt, npr)
     tp, msum = _match_counts(r, c, ious, ths)
     merges, splits = _error_types(r, c, ious)
     return _record(ths, n_true, n_pred, tp, msum, merges, splits)
@@ -642,8 +667,8 @@ def match_pairs(y_true, y_pred, threshold: float = 0.5):
     (array([1]), array([3]), array([0.66666667]))
     """
     (t,) = _check_thresholds([threshold])
-    yt, yp = _check_pair(y_true, y_pred)
-    r, c, ious, _, _ = _pairs_iou(yt, yp)
+    yt, yp, nt, npr = _check_pair(y_true, y_pred)
+    r, c, ious, _, _ = _pairs_iou(yt, yp, nt, npr)
     _, _, chosen = _max_matching(r, c, ious, t)
     o = np.argsort(r[chosen], kind="stable")
     return r[chosen][o], c[chosen][o], ious[chosen][o]

@@ -66,10 +66,22 @@ CH1 = {
 }
 
 # --- Chapter 2: Cellpose ground truth --------------------------------------
+# Cellpose trained from scratch (offline) on the first `train_images` BBBC039 training images:
+# `n_epochs` x `nimg_per_epoch` random crops of `bsize` px, in batches of `batch_size`, objects
+# rescaled to `diam_mean` px (smaller = faster, coarser borders; the pretrained 'nuclei' uses 17).
+# `test_images`: how many BBBC039 test images are scored (None = all 50).
+# `isl_diameter`: nucleus diameter (px) passed to Cellpose on the ISL DAPI field.
+# `classical`: settings of islteach.groundtruth.classical_labels (chosen on the training split).
 CH2 = {
-    "quick": {},
-    "colab": {},
-    "paper": {},
+    "quick": {"train_images": 40, "n_epochs": 100, "nimg_per_epoch": 4, "batch_size": 4,
+              "bsize": 96, "diam_mean": 12.0, "learning_rate": 0.005, "test_images": 12,
+              "isl_diameter": 22.0, "classical": {"sigma": 1.0, "h": 1.0}},
+    "colab": {"train_images": 100, "n_epochs": 300, "nimg_per_epoch": 16, "batch_size": 8,
+              "bsize": 224, "diam_mean": 17.0, "learning_rate": 0.005, "test_images": None,
+              "isl_diameter": 22.0, "classical": {"sigma": 1.0, "h": 1.0}},
+    "paper": {"train_images": 100, "n_epochs": 1000, "nimg_per_epoch": 100, "batch_size": 8,
+              "bsize": 224, "diam_mean": 17.0, "learning_rate": 0.005, "test_images": None,
+              "isl_diameter": 22.0, "classical": {"sigma": 1.0, "h": 1.0}},
 }
 
 # --- Chapter 3: transfer learning ------------------------------------------
@@ -80,10 +92,38 @@ CH3 = {
 }
 
 # --- Chapter 4: distance maps ----------------------------------------------
+# scale: inputs and labels are resized by this factor for training and prediction (maps are
+# resized back to full size before the watershed). encoder_depth / decoder_channels: a lighter
+# smp U-Net for CPU runs (None = smp's default decoder). alpha: "auto" = Bonte et al.'s rule
+# (initial ratio MSE / BCE measured on our targets) instead of their number, 2000.
+# transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
+_CH4_COMMON = {
+    "encoder_name": "resnet18",
+    "crop_size": 128,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "alpha": "auto",
+    "h_values": [0.5, 1.0, 1.5, 2.0, 3.0],
+    "thresholds": [0.4, 0.5, 0.6, 0.7],
+    "min_size": 16,
+    "test_images": 50,
+}
 CH4 = {
-    "quick": {},
-    "colab": {},
-    "paper": {},
+    "quick": dict(_CH4_COMMON, scale=0.5, encoder_weights=None, encoder_depth=4,
+                  decoder_channels=[128, 64, 32, 16], n_crops=20, bonte_steps=300, fpn_steps=300,
+                  freeze_steps=30, val_images=20,
+                  transfer_size=128, transfer_n=[1, 8], transfer_test=6, transfer_pretext_steps=150,
+                  transfer_steps=100, transfer_seeds=[0]),
+    "colab": dict(_CH4_COMMON, scale=1.0, encoder_weights="imagenet", encoder_depth=5,
+                  decoder_channels=None, n_crops=40, bonte_steps=4000, fpn_steps=4000,
+                  freeze_steps=320, val_images=50,
+                  transfer_size=256, transfer_n=[1, 10, 50, 80], transfer_test=17,
+                  transfer_pretext_steps=1500, transfer_steps=800, transfer_seeds=[0, 1]),
+    "paper": dict(_CH4_COMMON, scale=1.0, encoder_name="densenet121", encoder_weights="imagenet",
+                  encoder_depth=5, decoder_channels=None, crop_size=256, n_crops=175,
+                  bonte_steps=20000, fpn_steps=20000, freeze_steps=1600, val_images=50,
+                  transfer_size=512, transfer_n=[1, 10, 50, 80], transfer_test=17,
+                  transfer_pretext_steps=10000, transfer_steps=10000, transfer_seeds=[0, 1, 2]),
 }
 
 # --- Chapter 5: shape priors -----------------------------------------------

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Costa et al. report the F1 score at IoU thresholds 0.1, 0.2, ..., 1.0 (and their mean).
-F1_THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+F1_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 # --------------------------------------------------------------------------- shape
@@ -255,13 +255,18 @@ def build_backbone(name: str = "resnet50", in_channels: int = 1, encoder_weights
     init = "random"
     enc = None
     if encoder_weights is not None:
+        from .models import weights_available
+
+        reason = "not in the local cache and the hub is unreachable (offline or HF_HUB_OFFLINE=1)"
         try:
-            enc = get_encoder(name, in_channels=in_channels, weights=encoder_weights, output_stride=16)
-            init = str(encoder_weights)
-        except Exception as e:  # no internet / offline hub: fail fast, say it, go on
-            if verbose:
-                print(f"{encoder_weights} weights for {name} could not be loaded ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:120] if str(e) else ''}); using RANDOM initialisation instead.")
+            if name.startswith("tu-") or weights_available(name, encoder_weights):
+                enc = get_encoder(name, in_channels=in_channels, weights=encoder_weights, output_stride=16)
+                init = str(encoder_weights)
+        except Exception as e:  # download failed: fail fast, say it, go on
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        if enc is None and verbose:
+            print(f"{encoder_weights} weights for the {name} encoder could not be loaded ({reason}); "
+                  "using RANDOM initialisation instead.")
     if enc is None:
         enc = get_encoder(name, in_channels=in_channels, weights=None, output_stride=16)
     mod = _SmpBackbone(enc)
@@ -614,52 +619,19 @@ def _present_probs(model, params, i, size, grid_size, presence_threshold, device
 
 
 def merge_overlapping(masks: np.ndarray, min_overlap: float = 0.5) -> np.ndarray:
-    """Group ids (K,) for possibly overlapping instance masks (K, H, W): the paper's post-processing.
+    """Group id (K,) of each of K possibly overlapping instance masks (K, H, W): the paper's post-processing.
 
-    Uses :func:`islteach.postprocess.merge_instances` on the mask stack when it accepts one
-    (``return_groups=True``); otherwise applies the same rule here: going from the smallest
+    A thin wrapper of :func:`islteach.postprocess.merge_instances`: going from the smallest
     instance ``m`` to the biggest, ``m`` joins the bigger instance ``b`` with the largest
     ``|b n m| / |m|`` when that ratio is at least ``min_overlap``.
     """
-    masks = np.asarray(masks).astype(bool)
+    from .postprocess import merge_instances
+
+    masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"masks must be a (K, H, W) stack, got shape {masks.shape}")
-    K = masks.shape[0]
-    try:
-        from .postprocess import merge_instances  # noqa: WPS433
-
-        groups = merge_instances(masks, min_overlap=min_overlap, return_groups=True)
-        if isinstance(groups, tuple):
-            groups = groups[-1]
-        groups = np.asarray(groups)
-        if groups.shape == (K,):
-            return groups.astype(np.int64)
-    except (ImportError, TypeError, ValueError):
-        pass
-    area = masks.reshape(K, -1).sum(1)
-    order = np.lexsort((np.arange(K), -area))  # biggest first, ties: lower index is bigger
-    parent = np.arange(K)
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    flat = masks.reshape(K, -1).astype(np.float32)
-    inter = flat @ flat.T
-    for pos in range(K - 1, 0, -1):  # smallest first
-        m = order[pos]
-        if area[m] == 0:
-            continue
-        bigger = order[:pos]
-        ratio = inter[m, bigger] / area[m]
-        j = int(np.argmax(ratio))
-        if ratio[j] >= min_overlap:
-            parent[find(m)] = find(bigger[j])
-    roots = np.array([find(a) for a in range(K)])
-    _, groups = np.unique(roots, return_inverse=True)
-    return groups.astype(np.int64)
+    _, groups = merge_instances(masks.astype(bool), min_overlap=min_overlap, return_groups=True)
+    return np.asarray(groups, np.int64)
 
 
 def predict_instances(model: ShapePriorModel, images: np.ndarray, *, grid_size: int | None = None,
@@ -773,4 +745,4 @@ def _pooled_f1(gt, pr, thresholds):
     from . import metrics
 
     res = metrics.matching_dataset(list(gt), list(pr), thresholds=thresholds)
-    return {th: float(r.f1) for th, r in zip(thresholds, res)}
+    return dict(zip(thresholds, (float(v) for v in res.summed.f1)))

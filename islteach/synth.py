@@ -35,7 +35,7 @@ Imaging
       :math:`\varphi`, chromatin texture, dim nucleoli) blurred by a Gaussian PSF, plus
       background, with shot noise; in photon counts.
     * ``cellmask`` (H, W): membranes (2-pixel cell borders) plus weak cytoplasm,
-      blurred, background, Poisson noise; in photon counts.
+      blurred, background, shot noise; in photon counts.
 
 The nuclear brightness in ``dapi`` is independent of anything visible in the
 label-free images, and debris and granules look like small cells there, so a

@@ -60,6 +60,15 @@ def test_registry_has_every_manifest_row_with_same_hash_and_url():
     assert total == 3501
 
 
+@needs_data
+def test_registry_files_are_what_make_registry_generates_from_the_manifests():
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_registry.py"
+    mod = runpy.run_path(str(script))
+    assert mod["main"](["--data-dir", str(SHARED), "--check"]) == 0
+
+
 def test_registry_files_parse_with_pooch_including_keys_with_spaces():
     import pooch
 
@@ -361,3 +370,37 @@ def test_pair_dataset_crops_respect_allowed_area_and_reject_mismatch():
     assert all(y + 32 <= 64 and xx + 32 <= 64 for _, y, xx in ds.index)
     with pytest.raises(ValueError, match="differ in"):
         data.PairDataset(x, np.zeros((100, 128)), crop_size=32)
+
+
+# --------------------------------------------------------------------------- downloads (network faked)
+@needs_data
+def test_fetch_downloads_only_missing_files_in_parallel(monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "sephace" / "Set 1").mkdir(parents=True)
+    shutil.copy(SHARED / "sephace" / "Set 1" / "fl.ics", cache / "sephace" / "Set 1" / "fl.ics")
+    calls = []
+
+    def fake_download(key, sha, url, root, progressbar):
+        calls.append(key)
+        dst = Path(root) / key
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED / key, dst)
+        return dst
+
+    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setenv("ISLTEACH_DATA_DIR", str(cache))
+    paths = data.fetch("sephace", progressbar=False, workers=4)
+    assert len(paths) == 14 and all(p.is_file() for p in paths)
+    assert sorted(calls) == sorted(k for k in data._registry("sephace") if not k.endswith("Set 1/fl.ics"))
+    assert data.load_sephace(2)["brightfield"].shape == (6, 1024, 1344)
+
+
+def test_a_download_with_the_wrong_hash_is_reported_as_such(monkeypatch, tmp_path):
+    def bad_download(key, sha, url, root, progressbar):  # what pooch raises on a hash mismatch
+        raise ValueError(f"SHA256 hash of downloaded file ({key}) does not match the known hash")
+
+    monkeypatch.setattr(data, "_download", bad_download)
+    monkeypatch.setenv("ISLTEACH_DATA_DIR", str(tmp_path))
+    with pytest.raises(data.DataHashError, match="stardist-sample/img2d.tif.*does not match"):
+        data.fetch("stardist-sample", progressbar=False)
+    assert not (tmp_path / "stardist-sample" / "img2d.tif").exists()

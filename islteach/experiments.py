@@ -1,0 +1,1060 @@
+"""Transfer-learning experiments: does a pretext model save annotations? (chapter 3)
+
+Bonte et al. fine-tune the same U-Net for nucleus segmentation on N annotated images,
+starting either from the usual initialisation or from the In Silico Labeling (ISL)
+model that predicts DAPI from label-free planes, and compare the IoU on a fixed test
+set for N in {1, 10, 50, 100, 200, 500} {cite}`bonte2022`. This module holds the parts
+of that experiment that are worth reusing and testing:
+
+:func:`learning_curve`
+    Runs every (init, N, seed) point of a learning curve through a function you give
+    it, caches each finished point to disk (a rerun, e.g. after a Colab disconnect,
+    skips what is done; a crash loses at most the point being computed) and returns a
+    tidy table: one record per point.
+:func:`summarize`, :func:`relative_gain`, :func:`format_table`
+    Mean and spread over seeds, the paper's relative gain per N.
+:class:`ShiftedSigmoid`, :class:`SegmentationNet`, :func:`segmentation_model`
+    The two segmentation models: a U-Net with a plain sigmoid (random or ImageNet
+    initialisation) and the ISL model with the paper's shifted sigmoid
+    :math:`f(x) = 1 / (1 + e^{-(x - 0.5)})`.
+:func:`finetune_and_evaluate`
+    One point: fine-tune with the soft Jaccard loss through :func:`islteach.train.fit`
+    and score the IoU on the test images, averaged over the last checkpoints.
+:func:`calibrate_threshold`, :func:`zero_shot_point`
+    The zero-shot reference: the ISL output thresholded, with the threshold chosen on
+    the N annotated images, no training.
+:func:`synthetic_arrays`, :func:`get_synthetic_pretext`
+    Track A: synthetic fields with known nuclei, and the label-free -> DAPI pretext
+    model trained on a separate pool of fields.
+:func:`isl_tile_grid`, :func:`choose`
+    Track B: training tiles of the real ISL field outside its held-out quadrant, and the
+    seeded, nested choice of N of them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "PAPER_GAINS_PERCENT", "PAPER_IOU_N1", "ISL_SHIFT",
+    "learning_curve", "point_path", "summarize", "relative_gain", "format_table", "records_to_json",
+    "ShiftedSigmoid", "SegmentationNet", "segmentation_model",
+    "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
+    "synthetic_arrays", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
+    "isl_tile_grid", "choose", "make_point_runner", "gain_rows", "plot_learning_curve", "plot_examples",
+]
+
+#: Bonte et al.'s relative IoU gain of the ISL initialisation over ImageNet, in percent, per N.
+PAPER_GAINS_PERCENT = {1: 31.3, 10: 4.8, 50: 1.1, 100: 0.0, 200: 0.0, 500: -1.1}
+#: Bonte et al.'s IoU at N = 1 (mean, sd over the 190 test images).
+PAPER_IOU_N1 = {"imagenet": (0.64, 0.2), "isl": (0.84, 0.1)}
+#: Centre of the ISL model's activation: its DAPI output already lives around [0, 1].
+ISL_SHIFT = 0.5
+
+
+# =============================================================================== learning curve
+def _check_int_list(values, name, minimum):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of integers, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+            raise ValueError(f"{name} must hold integers >= {minimum}, got {v!r}")
+        out.append(int(v))
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat values, got {out}")
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else obj
+    return obj
+
+
+def _canonical(config) -> str:
+    return json.dumps(_jsonable(config if config is not None else {}), sort_keys=True, default=repr)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def point_path(cache_dir, init: str, n: int, seed: int) -> Path:
+    """The cache file of one point: ``<cache_dir>/<init>_n<n>_s<seed>.json``."""
+    return Path(cache_dir) / f"{_SAFE.sub('-', str(init))}_n{int(n)}_s{int(seed)}.json"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_point(path: Path, record: dict, arrays: dict, config: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array_file = None
+    if arrays:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        array_file = path.with_suffix(".npz")
+        _atomic_write_bytes(array_file, buf.getvalue())  # arrays first: the json marks "done"
+    payload = {"format": "islteach-point-1", "config": config, "record": _jsonable(record),
+               "arrays": array_file.name if array_file else None}
+    _atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
+
+
+def _load_point(path: Path, config: str):
+    """The cached record at ``path``, or None (missing, unreadable, or made with another config)."""
+    if not path.exists():
+        return None, "missing"
+    try:
+        payload = json.loads(path.read_text())
+        if payload.get("format") != "islteach-point-1":
+            return None, "unreadable"
+        if payload.get("config") != config:
+            return None, "config"
+        record = dict(payload["record"])
+        if payload.get("arrays"):
+            with np.load(path.parent / payload["arrays"]) as z:
+                record.update({k: z[k] for k in z.files})
+        return record, "ok"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "unreadable"
+
+
+def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=None, metric: str = "iou",
+                   progress: bool = True, desc: str = "learning curve") -> list:
+    """Run every (init, N, seed) point of a learning curve, caching each finished point to disk.
+
+    Points run in the order N, then seed, then init (so the small-N comparisons, the
+    interesting ones, finish first). Before a point runs, its cache file is looked up:
+    when it exists and was written with the same ``config``, the point is skipped and its
+    record is read back. After a point has run, its record is written at once (atomically),
+    so an interruption loses at most the point being computed, and running the same call
+    again resumes where it stopped.
+
+    Parameters
+    ----------
+    run_point : callable
+        ``run_point(init, n, seed) -> dict`` with at least ``metric`` (a finite number).
+        Other values are kept: numbers, strings, lists and dicts in the JSON file, NumPy
+        arrays (e.g. an example prediction) in an ``.npz`` next to it.
+    inits : sequence of str
+        Initialisations to compare, e.g. ``["random", "isl"]``.
+    n_values : sequence of int
+        Training-set sizes N (>= 1).
+    seeds : sequence of int
+        Seeds (>= 0); each (init, N) point runs once per seed.
+    cache_dir : path-like, optional
+        Directory of the per-point cache (``None``: no caching).
+    config : dict, optional
+        Everything that changes the result besides (init, N, seed): steps, learning rate,
+        crop size, data... A cached point made with a different ``config`` is recomputed
+        (and overwritten), never silently reused.
+    metric : str
+        Key of the score in ``run_point``'s result.
+    progress : bool
+        A tqdm progress bar over points.
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    list of dict
+        One record per point, in run order: ``init``, ``n``, ``seed``, the result's values,
+        ``train_time_s`` (wall time of ``run_point``, as measured when it ran) and ``cached``
+        (True when read back from the cache in this call).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> fake = lambda init, n, seed: {"iou": 0.5 + 0.1 * (init == "isl") / n}
+    >>> rec = learning_curve(fake, inits=["random", "isl"], n_values=[1, 10], seeds=[0],
+    ...                      cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> [(r["init"], r["n"], round(r["iou"], 2)) for r in rec]
+    [('random', 1, 0.5), ('isl', 1, 0.6), ('random', 10, 0.5), ('isl', 10, 0.51)]
+    """
+    if not callable(run_point):
+        raise TypeError(f"run_point must be callable, got {type(run_point).__name__}")
+    if isinstance(inits, str) or not hasattr(inits, "__iter__"):
+        raise TypeError(f"inits must be a sequence of strings, got {inits!r}")
+    inits = list(inits)
+    if not inits or not all(isinstance(i, str) and i for i in inits) or len(set(inits)) != len(inits):
+        raise ValueError(f"inits must be distinct non-empty strings, got {inits!r}")
+    n_values = _check_int_list(n_values, "n_values", 1)
+    seeds = _check_int_list(seeds, "seeds", 0)
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string, got {metric!r}")
+    cfg = _canonical(config)
+    cache = Path(cache_dir) if cache_dir is not None else None
+
+    points = [(init, n, seed) for n in n_values for seed in seeds for init in inits]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(points), desc=desc, unit="point", file=sys.stdout, disable=not progress,
+               dynamic_ncols=True)
+    records, stale = [], 0
+    try:
+        for init, n, seed in points:
+            rec = None
+            path = point_path(cache, init, n, seed) if cache is not None else None
+            if path is not None:
+                rec, why = _load_point(path, cfg)
+                stale += why == "config"
+            if rec is not None:
+                rec["cached"] = True
+            else:
+                bar.set_postfix_str(f"{init} N={n} seed={seed}")
+                t0 = time.perf_counter()
+                result = run_point(init, n, seed)
+                dt = time.perf_counter() - t0
+                if not isinstance(result, dict):
+                    raise TypeError(f"run_point must return a dict, got {type(result).__name__}")
+                value = result.get(metric)
+                if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+                        or not math.isfinite(float(value))):
+                    raise ValueError(f"run_point's result must hold a finite number under {metric!r}, "
+                                     f"got {value!r} for point ({init!r}, N={n}, seed={seed})")
+                arrays = {k: np.asarray(v) for k, v in result.items() if isinstance(v, np.ndarray)}
+                rec = {"init": init, "n": n, "seed": seed,
+                       **{k: v for k, v in result.items() if k not in arrays}, "train_time_s": round(dt, 3)}
+                if path is not None:
+                    _save_point(path, rec, arrays, cfg)
+                rec.update(arrays)
+                rec["cached"] = False
+            rec[metric] = float(rec[metric])
+            records.append(rec)
+            bar.update(1)
+    finally:
+        bar.close()
+    if stale:
+        print(f"Note: {stale} cached point(s) in {cache} were made with another configuration "
+              "and were recomputed.")
+    return records
+
+
+def summarize(records, metric: str = "iou") -> list:
+    """Mean, standard deviation, min and max of ``metric`` over seeds, per (init, N).
+
+    Parameters
+    ----------
+    records : list of dict
+        From :func:`learning_curve`.
+    metric : str
+
+    Returns
+    -------
+    list of dict
+        ``init``, ``n``, ``mean``, ``std`` (sample sd, 0 with one seed), ``min``, ``max``,
+        ``count``, sorted by init (in order of first appearance) then N.
+
+    Examples
+    --------
+    >>> rows = summarize([{"init": "a", "n": 1, "iou": 0.4}, {"init": "a", "n": 1, "iou": 0.6}])
+    >>> rows[0]["mean"], round(rows[0]["std"], 4), rows[0]["count"]
+    (0.5, 0.1414, 2)
+    """
+    groups: dict = {}
+    order = []
+    for r in records:
+        if not isinstance(r, dict) or not {"init", "n", metric} <= set(r):
+            raise ValueError(f"records must be dicts with 'init', 'n' and {metric!r}, got {r!r}")
+        key = (r["init"], int(r["n"]))
+        if r["init"] not in order:
+            order.append(r["init"])
+        groups.setdefault(key, []).append(float(r[metric]))
+    rows = []
+    for (init, n), vals in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        v = np.asarray(vals, float)
+        rows.append({"init": init, "n": n, "mean": float(v.mean()),
+                     "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                     "min": float(v.min()), "max": float(v.max()), "count": int(len(v))})
+    return rows
+
+
+def relative_gain(records, init: str = "isl", baseline: str = "random", metric: str = "iou") -> dict:
+    """Bonte et al.'s relative gain per N: (mean of ``init`` - mean of ``baseline``) / mean of ``baseline``.
+
+    Returns
+    -------
+    dict
+        ``{N: gain}`` (a fraction: 0.313 is +31.3 %) for every N where both ran.
+
+    Examples
+    --------
+    >>> recs = [{"init": "random", "n": 1, "iou": 0.64}, {"init": "isl", "n": 1, "iou": 0.84}]
+    >>> round(relative_gain(recs)[1], 3)
+    0.312
+    """
+    means = {(r["init"], r["n"]): r["mean"] for r in summarize(records, metric)}
+    out = {}
+    for (i, n), m in sorted(means.items(), key=lambda kv: kv[0][1]):
+        if i == init and (baseline, n) in means:
+            b = means[(baseline, n)]
+            out[n] = (m - b) / b if b != 0 else float("nan")
+    return out
+
+
+def format_table(records, metric: str = "iou", digits: int = 3) -> str:
+    """A plain-text table: one row per N, one ``mean ± sd (min-max)`` column per init.
+
+    Examples
+    --------
+    >>> print(format_table([{"init": "a", "n": 1, "iou": 0.5}]))  # doctest: +NORMALIZE_WHITESPACE
+    N  a
+    1  0.500 ± 0.000 (n=1)
+    """
+    rows = summarize(records, metric)
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    ns = sorted({r["n"] for r in rows})
+    cell = {(r["init"], r["n"]): f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f} (n={r['count']})"
+            for r in rows}
+    table = [["N"] + inits] + [[str(n)] + [cell.get((i, n), "-") for i in inits] for n in ns]
+    widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in table)
+
+
+def records_to_json(records, drop_arrays: bool = True) -> list:
+    """Records made JSON-friendly (arrays dropped), e.g. for :func:`islteach.provenance.save_results`."""
+    out = []
+    for r in records:
+        out.append({k: _jsonable(v) for k, v in r.items() if not (drop_arrays and isinstance(v, np.ndarray))})
+    return out
+
+
+# =============================================================================== models
+class ShiftedSigmoid(nn.Module):
+    r"""The logistic function centred at ``shift``: :math:`f(x) = 1 / (1 + e^{-(x - \mathrm{shift})})`.
+
+    ``shift=0`` is the plain sigmoid; Bonte et al. use ``shift=0.5`` after the ISL
+    model, whose (DAPI) output already lies around [0, 1] {cite}`bonte2022`.
+
+    Examples
+    --------
+    >>> float(ShiftedSigmoid(0.5)(torch.tensor(0.5)))
+    0.5
+    """
+
+    def __init__(self, shift: float = 0.0):
+        super().__init__()
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+            raise ValueError(f"shift must be a finite number, got {shift!r}")
+        self.shift = float(shift)
+
+    def forward(self, x):
+        return torch.sigmoid(x - self.shift)
+
+    def extra_repr(self) -> str:
+        return f"shift={self.shift:g}"
+
+
+class SegmentationNet(nn.Module):
+    """A network with one raw output channel followed by a (shifted) sigmoid: a probability map.
+
+    Attributes
+    ----------
+    body : torch.nn.Module
+        The U-Net (its raw output: logits, or predicted DAPI for the ISL model).
+    activation : ShiftedSigmoid
+    islteach_init : str
+        The initialisation that actually happened (``"random"``, ``"imagenet"``, ``"isl"``...).
+    """
+
+    def __init__(self, body: nn.Module, shift: float = 0.0, init: str = "random"):
+        super().__init__()
+        self.body = body
+        self.activation = ShiftedSigmoid(shift)
+        self.islteach_init = str(init)
+
+    def raw(self, x):
+        """The body's output before the activation."""
+        return self.body(x)
+
+    def forward(self, x):
+        return self.activation(self.body(x))
+
+
+def segmentation_model(init: str = "random", *, pretext_model=None, encoder_name: str = "resnet18",
+                       in_channels: int = 3, shift=None, verbose: bool = True) -> SegmentationNet:
+    """One of the two models of Bonte et al.'s comparison, ready for the soft Jaccard loss.
+
+    Parameters
+    ----------
+    init : str
+        ``"random"`` or ``"imagenet"``: a fresh :func:`islteach.models.unet` with a plain
+        sigmoid (ImageNet falls back to random when the weights cannot be had; the returned
+        model's ``islteach_init`` says what happened). Any other name (``"isl"``,
+        ``"isl-map2"``...) labels a copy of ``pretext_model``, followed by the shifted sigmoid.
+    pretext_model : torch.nn.Module, optional
+        The pretext (ISL) network with one output channel; required for a pretext init,
+        copied (never modified). Its ``islteach_config`` fixes the architecture of the
+        other inits too, when given.
+    encoder_name : str
+        Encoder of the fresh U-Net when no ``pretext_model`` is given.
+    in_channels : int
+        Input channels of the fresh U-Net when no ``pretext_model`` is given.
+    shift : float, optional
+        Centre of the sigmoid; default ``0.5`` (:data:`ISL_SHIFT`) for a pretext init, 0 otherwise.
+    verbose : bool
+
+    Returns
+    -------
+    SegmentationNet
+
+    Examples
+    --------
+    >>> m = segmentation_model("random", encoder_name="resnet18", in_channels=2)
+    >>> m.islteach_init, m.activation.shift
+    ('random', 0.0)
+    >>> isl = segmentation_model("isl", pretext_model=m.body)
+    >>> isl.islteach_init, isl.activation.shift
+    ('isl', 0.5)
+    """
+    from .models import unet
+
+    if not isinstance(init, str) or not init:
+        raise TypeError(f"init must be a non-empty string, got {init!r}")
+    cfg = getattr(pretext_model, "islteach_config", None) if pretext_model is not None else None
+    if cfg:
+        encoder_name, in_channels = cfg["encoder_name"], int(cfg["in_channels"])
+    if init in ("random", "imagenet"):
+        body = unet(encoder_name, encoder_weights=None if init == "random" else "imagenet",
+                    in_channels=in_channels, classes=1, verbose=verbose)
+        actual = body.islteach_init
+        return SegmentationNet(body, 0.0 if shift is None else shift, init=actual)
+    if pretext_model is None:
+        raise ValueError(f"init={init!r} is a pretext initialisation: pass pretext_model")
+    if not isinstance(pretext_model, nn.Module):
+        raise TypeError(f"pretext_model must be a torch.nn.Module, got {type(pretext_model).__name__}")
+    body = copy.deepcopy(pretext_model)
+    body.train()
+    return SegmentationNet(body, ISL_SHIFT if shift is None else shift, init=init)
+
+
+# =============================================================================== scoring
+def _check_score_masks(scores, masks):
+    if isinstance(scores, np.ndarray):
+        scores = [scores]
+    if isinstance(masks, np.ndarray):
+        masks = [masks]
+    scores, masks = list(scores), list(masks)
+    if not scores or len(scores) != len(masks):
+        raise ValueError(f"scores and masks must be non-empty and as many, got {len(scores)} and {len(masks)}")
+    for s, m in zip(scores, masks):
+        s, m = np.asarray(s), np.asarray(m)
+        if s.shape != m.shape:
+            raise ValueError(f"each score map must have its mask's shape, got {s.shape} and {m.shape}")
+        if s.dtype.kind not in "uif":
+            raise TypeError(f"scores must be real-valued arrays, got {s.dtype}")
+        if m.dtype != bool and not np.isin(np.unique(m), (0, 1)).all():
+            raise ValueError("masks must be binary (bool or 0/1)")
+    return scores, masks
+
+
+def calibrate_threshold(scores, masks, n_candidates: int = 101) -> tuple:
+    """The threshold ``t`` that maximises the pooled IoU of ``score > t`` against ``masks``.
+
+    The candidates are ``n_candidates`` quantiles of the pooled scores (0.5 % to 99.5 %)
+    and as many evenly spaced values between those two quantiles; the IoU is pooled over all pixels of all images (total intersection / total union).
+
+    Parameters
+    ----------
+    scores : (H, W) array or list of them
+        E.g. the ISL model's predicted DAPI on the N annotated images.
+    masks : (H, W) binary array or list of them
+    n_candidates : int
+
+    Returns
+    -------
+    threshold : float
+    iou : float
+        Pooled IoU at that threshold on these images.
+
+    Examples
+    --------
+    >>> s = np.linspace(0, 1, 100).reshape(10, 10)
+    >>> t, v = calibrate_threshold(s, s > 0.7)
+    >>> round(v, 2), bool(0.6 < t < 0.75)
+    (1.0, True)
+    """
+    scores, masks = _check_score_masks(scores, masks)
+    if isinstance(n_candidates, bool) or not isinstance(n_candidates, (int, np.integer)) or n_candidates < 2:
+        raise ValueError(f"n_candidates must be an integer >= 2, got {n_candidates!r}")
+    s = np.concatenate([np.asarray(a, np.float64).ravel() for a in scores])
+    m = np.concatenate([np.asarray(a).astype(bool).ravel() for a in masks])
+    q = np.quantile(s, np.linspace(0.005, 0.995, int(n_candidates)))
+    cand = np.unique(np.concatenate([q, np.linspace(q[0], q[-1], int(n_candidates))]))
+    # counts of positives / negatives with score > t for every candidate t, via sorting
+    pos_sorted = np.sort(s[m])
+    neg_sorted = np.sort(s[~m])
+    tp = len(pos_sorted) - np.searchsorted(pos_sorted, cand, side="right")
+    fp = len(neg_sorted) - np.searchsorted(neg_sorted, cand, side="right")
+    fn = len(pos_sorted) - tp
+    union = tp + fp + fn
+    iou = np.where(union > 0, tp / np.maximum(union, 1), 1.0)
+    k = int(np.argmax(iou))
+    return float(cand[k]), float(iou[k])
+
+
+def zero_shot_point(train_scores, train_masks, test_scores, test_masks) -> dict:
+    """The zero-shot reference for one point: calibrate a threshold on the annotated images, apply it to the test images.
+
+    Returns
+    -------
+    dict
+        ``iou`` (mean per-image IoU on the test images), ``threshold``, ``train_iou``.
+    """
+    from .metrics import iou
+
+    t, train_iou = calibrate_threshold(train_scores, train_masks)
+    test_scores, test_masks = _check_score_masks(test_scores, test_masks)
+    vals = [iou(np.asarray(s) > t, np.asarray(m).astype(bool)) for s, m in zip(test_scores, test_masks)]
+    return {"iou": float(np.mean(vals)), "threshold": t, "train_iou": train_iou}
+
+
+def segmentation_scores(model, images, tile: int = 256, overlap: int = 32, device=None) -> list:
+    """The model's first output channel on every (C, H, W) image (tiled prediction), as (H, W) float32 maps."""
+    from .train import predict_tiled
+
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = [images]
+    out = []
+    for img in images:
+        img = np.asarray(img, np.float32)
+        t = int(min(tile, 32 * math.ceil(max(img.shape[-2:]) / 32)))
+        ov = min(overlap, t // 4)
+        out.append(predict_tiled(model, img, tile=t, overlap=ov, device=device)[0])
+    return out
+
+
+def _as_image_list(x, name, ndim):
+    if isinstance(x, np.ndarray) and x.ndim == ndim:
+        x = [x]
+    x = list(x)
+    if not x or not all(isinstance(a, np.ndarray) and a.ndim == ndim for a in x):
+        raise ValueError(f"{name} must be a {ndim}-D array or a non-empty list of them")
+    return x
+
+
+def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, steps: int, batch_size: int,
+                          lr: float, crop: int, n_crops: int = 5, seed: int = 0, eval_every: int | None = None,
+                          n_last: int = 3, threshold: float = 0.5, tile: int = 256, overlap: int = 32,
+                          keep_prediction: bool = False, progress: bool = False, device=None) -> dict:
+    """Fine-tune a :class:`SegmentationNet` with the soft Jaccard loss and score it on the test images.
+
+    Training uses :func:`islteach.train.fit` (Adam, constant learning rate, seeded batches)
+    on ``n_crops`` random crops per annotated image with random flips and rotations.
+    Single checkpoints of a model trained on one image swing a lot, so the model is
+    evaluated at its last ``n_last`` checkpoints (every ``eval_every`` steps up to
+    ``steps``) and the reported ``iou`` is their mean; ``iou_final`` is the last one.
+
+    Parameters
+    ----------
+    model : SegmentationNet
+        Outputs probabilities (it is trained in place).
+    train_x, test_x : (C, H, W) array or list of them
+        Normalised inputs.
+    train_masks, test_masks : (H, W) binary array or list of them
+    steps, batch_size : int
+    lr : float
+    crop, n_crops : int
+        Crop side (at most the smallest training image) and crops per image.
+    seed : int
+    eval_every : int, optional
+        Steps between the evaluated checkpoints (default ``max(1, steps // 10)``).
+    n_last : int
+        Number of final checkpoints averaged.
+    threshold : float
+        Probability threshold of the segmentation.
+    tile, overlap : int
+        Tiled prediction of the test images.
+    keep_prediction : bool
+        Also return the probability map of the first test image (float16) as ``prediction``.
+    progress : bool
+    device : optional
+
+    Returns
+    -------
+    dict
+        ``iou``, ``iou_final``, ``iou_checkpoints`` ({step: IoU}), ``loss_final`` (mean of the
+        last 10 training losses), ``steps``, ``fit_seconds``, ``init`` and, with
+        ``keep_prediction``, ``prediction``.
+    """
+    from .data import PairDataset
+    from .losses import SoftJaccardLoss
+    from .metrics import iou
+    from .train import fit
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    train_x = _as_image_list(train_x, "train_x", 3)
+    train_masks = _as_image_list(train_masks, "train_masks", 2)
+    test_x = _as_image_list(test_x, "test_x", 3)
+    test_masks = _as_image_list(test_masks, "test_masks", 2)
+    if len(train_x) != len(train_masks) or len(test_x) != len(test_masks):
+        raise ValueError("each input image needs one mask")
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("crop", crop), ("n_crops", n_crops),
+                    ("n_last", n_last)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    eval_every = max(1, steps // 10) if eval_every is None else int(eval_every)
+    targets = [np.asarray(m).astype(np.float32)[None] for m in train_masks]
+    ds = PairDataset(train_x, targets, crop_size=int(crop), n_crops=int(n_crops), seed=int(seed), flips=True)
+    eval_steps = {steps - k * eval_every for k in range(n_last) if steps - k * eval_every >= 1}
+    truth = [np.asarray(m).astype(bool) for m in test_masks]
+    checkpoints, last_pred = {}, {}
+
+    def evaluate(step):
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            probs = segmentation_scores(model, test_x, tile=tile, overlap=overlap, device=device)
+        if was:
+            model.train()
+        checkpoints[int(step)] = float(np.mean([iou(p > threshold, t) for p, t in zip(probs, truth)]))
+        last_pred["p"] = probs[0]
+
+    def callback(step, loss):
+        if step in eval_steps:
+            evaluate(step)
+
+    hist = fit(model, ds, SoftJaccardLoss(), steps=int(steps), batch_size=int(batch_size), lr=float(lr),
+               optimizer="adam", seed=int(seed), device=device, progress=progress, callback=callback)
+    vals = [checkpoints[s] for s in sorted(checkpoints)]
+    out = {"iou": float(np.mean(vals)), "iou_final": vals[-1],
+           "iou_checkpoints": {str(k): v for k, v in sorted(checkpoints.items())},
+           "loss_final": float(np.mean(hist.loss[-10:])), "steps": int(steps),
+           "fit_seconds": round(float(hist.seconds), 2), "init": getattr(model, "islteach_init", None)}
+    if keep_prediction:
+        out["prediction"] = last_pred["p"].astype(np.float16)
+    return out
+
+
+# =============================================================================== track A: synthetic
+def synthetic_arrays(seeds, *, size: int = 128, bf_planes=(0, 4), phase: bool = True,
+                     target: str = "dapi") -> dict:
+    """Synthetic fields (:func:`islteach.synth.make_field`) as network inputs, pretext target and nucleus mask.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One field per seed (use disjoint seed ranges for the pretext pool, the annotated
+        pool and the test set).
+    size : int
+        Field side in pixels.
+    bf_planes : sequence of int
+        Bright-field focal planes (indices into the field's ``z_um``) used as input channels.
+    phase : bool
+        Add the phase-contrast image as an input channel (Bonte et al.: 2 bright-field
+        planes + phase contrast).
+    target : {"dapi", "cellmask"}
+        The pretext target (``"cellmask"`` serves as a control marker).
+
+    Returns
+    -------
+    dict
+        ``x``: list of (C, size, size) float32 (each channel percentile-normalised per
+        field); ``y``: list of (1, size, size) float32 normalised target; ``mask``: list of
+        (size, size) bool nucleus masks; ``nuclei``: list of int32 labels; ``seeds``.
+    """
+    from .data import normalize_percentile
+    from .synth import make_field
+
+    seeds = _check_int_list(seeds, "seeds", 0)
+    if target not in ("dapi", "cellmask"):
+        raise ValueError(f"target must be 'dapi' or 'cellmask', got {target!r}")
+    bf_planes = [int(p) for p in bf_planes]
+    xs, ys, masks, labels = [], [], [], []
+    for s in seeds:
+        f = make_field(int(size), seed=int(s))
+        chans = [f["brightfield"][p] for p in bf_planes] + ([f["phase"]] if phase else [])
+        if not chans:
+            raise ValueError("need at least one input channel (bf_planes or phase)")
+        xs.append(normalize_percentile(np.stack(chans), axis=(-2, -1)))
+        ys.append(normalize_percentile(f[target])[None])
+        masks.append(f["nuclei"] > 0)
+        labels.append(f["nuclei"])
+    return {"x": xs, "y": ys, "mask": masks, "nuclei": labels, "seeds": seeds}
+
+
+def train_pretext(x, y, *, encoder_name: str = "resnet18", encoder_weights=None, steps: int, batch_size: int,
+                  lr: float, crop: int, n_crops: int = 5, seed: int = 0, warmup: int = 20, progress: bool = True,
+                  device=None):
+    """The In Silico Labeling pretext on many images: U-Net, L1 loss, Adam with a cosine schedule.
+
+    The same recipe as chapter 1's :func:`islteach.pretext.train_virtual_staining`, for a
+    list of images (e.g. a pool of synthetic fields) instead of one large field.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        From :func:`islteach.models.unet` (``islteach_init`` says how its encoder started).
+    history : islteach.train.History
+    """
+    from .data import PairDataset
+    from .models import unet
+    from .train import fit
+
+    x = _as_image_list(x, "x", 3)
+    y = _as_image_list(y, "y", 3)
+    model = unet(encoder_name, encoder_weights=encoder_weights, in_channels=int(x[0].shape[0]), classes=1)
+    ds = PairDataset(x, y, crop_size=int(crop), n_crops=int(n_crops), seed=int(seed), flips=True)
+    hist = fit(model, ds, nn.functional.l1_loss, steps=int(steps), batch_size=int(batch_size), lr=float(lr),
+               optimizer="adam", scheduler="cosine", warmup=min(int(warmup), int(steps) // 10),
+               seed=int(seed), device=device, progress=progress)
+    return model, hist
+
+
+def synthetic_pretext_path(target: str = "dapi", profile=None) -> Path:
+    """``results_dir()/"models"/"synth_<target>.pt"``: where chapter 3 keeps its synthetic pretext model."""
+    from .provenance import results_dir
+
+    name = profile if isinstance(profile, str) or profile is None else profile.name
+    return results_dir(name) / "models" / f"synth_{target}.pt"
+
+
+def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, progress: bool = True,
+                          device=None):
+    """Load the synthetic pretext model for ``target``, or train it (and save it) when missing or stale.
+
+    Parameters
+    ----------
+    target : {"dapi", "cellmask"}
+    recipe : dict
+        ``pretext_seeds`` (list of field seeds), ``size``, ``bf_planes``, ``phase``,
+        ``encoder_name``, ``encoder_weights``, ``steps``, ``batch_size``, ``lr``, ``crop``,
+        ``n_crops``, ``seed``, and ``eval_seeds`` (fields on which the PCC is measured).
+        A saved model made with another recipe is retrained.
+    profile : str or Profile, optional
+
+    Returns
+    -------
+    model : torch.nn.Module (eval mode)
+    metadata : dict
+        The recipe, ``pcc`` on the evaluation fields, ``train_seconds``, ``init``.
+    """
+    from .metrics import pcc
+    from .models import load_model, save_model
+
+    keys = ("pretext_seeds", "size", "bf_planes", "phase", "encoder_name", "encoder_weights", "steps",
+            "batch_size", "lr", "crop", "n_crops", "seed", "eval_seeds")
+    missing = [k for k in keys if k not in recipe]
+    if missing:
+        raise ValueError(f"recipe is missing {missing}")
+    rec = {k: _jsonable(recipe[k]) for k in keys}
+    rec["target"] = target
+    path = synthetic_pretext_path(target, profile)
+    if path.exists():
+        try:
+            model, meta = load_model(path, device=device)
+            if meta.get("recipe") == json.loads(json.dumps(rec)):
+                print(f"Loaded the synthetic {target} pretext model from {path} "
+                      f"(PCC {meta['pcc']:.3f} on {len(rec['eval_seeds'])} held-out fields).")
+                return model, meta
+            print(f"The synthetic pretext model at {path} was made with another recipe: retraining.")
+        except Exception as e:  # corrupt or incompatible file
+            print(f"Could not load {path} ({type(e).__name__}: {e}); retraining.")
+    pool = synthetic_arrays(rec["pretext_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
+                            phase=rec["phase"], target=target)
+    print(f"Training the synthetic {target} pretext model on {len(pool['x'])} fields "
+          f"({rec['steps']} steps, {rec['encoder_name']}).")
+    t0 = time.perf_counter()
+    model, hist = train_pretext(pool["x"], pool["y"], encoder_name=rec["encoder_name"],
+                                encoder_weights=rec["encoder_weights"], steps=rec["steps"],
+                                batch_size=rec["batch_size"], lr=rec["lr"], crop=rec["crop"],
+                                n_crops=rec["n_crops"], seed=rec["seed"], progress=progress, device=device)
+    seconds = time.perf_counter() - t0
+    ev = synthetic_arrays(rec["eval_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
+                          phase=rec["phase"], target=target)
+    preds = segmentation_scores(model, ev["x"], device=device)
+    pccs = [pcc(p, t[0]) for p, t in zip(preds, ev["y"])]
+    meta = {"recipe": rec, "pcc": float(np.mean(pccs)), "pcc_per_field": pccs,
+            "train_seconds": round(seconds, 1), "init": model.islteach_init,
+            "loss_final": float(np.mean(hist.loss[-20:]))}
+    save_model(model, path, **meta)
+    model.eval()
+    meta["config"] = dict(model.islteach_config)
+    print(f"Saved it to {path}: PCC {meta['pcc']:.3f} on {len(pccs)} held-out fields, {seconds:.0f} s.")
+    return model, meta
+
+
+# =============================================================================== track B: the ISL field
+def isl_tile_grid(tile: int = 256, shape=(1024, 1024), test_region=None) -> list:
+    """Top-left corners of the non-overlapping ``tile x tile`` tiles that do not touch the test region.
+
+    Parameters
+    ----------
+    tile : int
+    shape : (H, W)
+    test_region : pair of slices, optional
+        Default :data:`islteach.data.ISL_TEST_REGION` (the bottom-right quadrant).
+
+    Returns
+    -------
+    list of (y, x)
+
+    Examples
+    --------
+    >>> len(isl_tile_grid(256)), isl_tile_grid(512)
+    (12, [(0, 0), (0, 512), (512, 0)])
+    """
+    from .data import ISL_TEST_REGION, region_mask
+
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+        raise ValueError(f"tile must be a positive integer, got {tile!r}")
+    test = region_mask(tuple(shape), ISL_TEST_REGION if test_region is None else test_region)
+    h, w = shape
+    return [(y, x) for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)
+            if not test[y:y + tile, x:x + tile].any()]
+
+
+def choose(pool_size: int, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` of ``pool_size`` items for ``seed``: a seeded permutation's first ``n``.
+
+    For one seed the choices are nested (the N = 1 item is among the N = 10 ones), so a
+    learning curve adds data rather than swapping it; different seeds give different items.
+
+    Examples
+    --------
+    >>> a, b = choose(100, 1, seed=0), choose(100, 10, seed=0)
+    >>> bool(a[0] in b), len(set(choose(100, 10, seed=1)))
+    (True, 10)
+    """
+    for name, v in (("pool_size", pool_size), ("n", n), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if n > pool_size:
+        raise ValueError(f"n={n} is larger than the pool ({pool_size})")
+    return np.random.default_rng([int(seed), 7919]).permutation(int(pool_size))[: int(n)]
+
+
+# =============================================================================== one point, both tracks
+def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models: dict, finetune: dict,
+                      zero_shot_from: str = "isl", keep_prediction_for=(1,), encoder_name: str = "resnet18",
+                      in_channels: int | None = None, device=None):
+    """The ``run_point(init, n, seed)`` of a segmentation learning curve, for :func:`learning_curve`.
+
+    For a point (init, N, seed) it picks N annotated images of the pool with
+    :func:`choose` (nested in N for one seed, different across seeds), then:
+
+    * ``init == "zero-shot"``: no training; the output of ``pretext_models[zero_shot_from]``
+      is thresholded at the value that works best on the N annotated images
+      (:func:`zero_shot_point`): the reference that fine-tuning has to beat;
+    * ``init`` in ``pretext_models`` (``"isl"``, ``"isl-map2"``...): a copy of that pretext
+      model with the shifted sigmoid, fine-tuned (:func:`finetune_and_evaluate`);
+    * ``"random"`` / ``"imagenet"``: a fresh U-Net of the same architecture with a plain
+      sigmoid (seeded by ``seed``), fine-tuned the same way.
+
+    Parameters
+    ----------
+    pool_x : list of (C, H, W) arrays
+        The annotated images to draw from (normalised inputs).
+    pool_masks : list of (H, W) bool arrays
+    test_x, test_masks : arrays or lists
+        The fixed held-out test images.
+    pretext_models : dict
+        ``{init name: pretext network}``.
+    finetune : dict
+        Keyword arguments of :func:`finetune_and_evaluate` (``steps``, ``batch_size``, ``lr``,
+        ``crop``, ``n_crops``, ``eval_every``, ``n_last``...).
+    zero_shot_from : str
+        Which pretext model the zero-shot reference uses.
+    keep_prediction_for : sequence of int
+        Values of N whose test prediction is kept (for figures).
+    encoder_name, in_channels
+        Architecture of the fresh U-Nets when no pretext model fixes it.
+    device : optional
+
+    Returns
+    -------
+    callable
+        ``run_point(init, n, seed) -> dict`` (see :func:`finetune_and_evaluate`), plus
+        ``images`` (the pool indices used).
+    """
+    pool_x = _as_image_list(pool_x, "pool_x", 3)
+    pool_masks = _as_image_list(pool_masks, "pool_masks", 2)
+    test_x = _as_image_list(test_x, "test_x", 3)
+    test_masks = _as_image_list(test_masks, "test_masks", 2)
+    if len(pool_x) != len(pool_masks):
+        raise ValueError(f"pool_x and pool_masks must be as many, got {len(pool_x)} and {len(pool_masks)}")
+    if not isinstance(pretext_models, dict):
+        raise TypeError("pretext_models must be a dict {init name: model}")
+    if not isinstance(finetune, dict):
+        raise TypeError("finetune must be a dict of finetune_and_evaluate keyword arguments")
+    in_channels = int(pool_x[0].shape[0]) if in_channels is None else int(in_channels)
+    keep = {int(n) for n in keep_prediction_for}
+    cache: dict = {}
+
+    def zero_shot_scores():
+        if "scores" not in cache:
+            model = pretext_models[zero_shot_from]
+            tile = int(finetune.get("tile", 256))
+            cache["scores"] = (segmentation_scores(model, pool_x, tile=tile, device=device),
+                               segmentation_scores(model, test_x, tile=tile, device=device))
+        return cache["scores"]
+
+    def run_point(init, n, seed):
+        idx = choose(len(pool_x), int(n), int(seed))
+        if init == "zero-shot":
+            if zero_shot_from not in pretext_models:
+                raise ValueError(f"zero-shot needs pretext_models[{zero_shot_from!r}]")
+            pool_s, test_s = zero_shot_scores()
+            out = zero_shot_point([pool_s[i] for i in idx], [pool_masks[i] for i in idx], test_s, test_masks)
+            if int(n) in keep:
+                out["prediction"] = (test_s[0] > out["threshold"]).astype(np.float16)
+        else:
+            torch.manual_seed(10_000 + int(seed))  # the random init differs between seeds
+            model = segmentation_model(init, pretext_model=pretext_models.get(init), encoder_name=encoder_name,
+                                       in_channels=in_channels, verbose=False)
+            out = finetune_and_evaluate(model, [pool_x[i] for i in idx], [pool_masks[i] for i in idx],
+                                        test_x, test_masks, seed=int(seed), keep_prediction=int(n) in keep,
+                                        device=device, **finetune)
+        out["images"] = [int(i) for i in idx]
+        return out
+
+    return run_point
+
+
+def gain_rows(records, init: str = "isl", baseline: str = "random", metric: str = "iou") -> list:
+    """Per N: mean IoU of both inits, our relative gain and Bonte et al.'s (where they report one).
+
+    Returns
+    -------
+    list of dict
+        ``n``, ``baseline_mean``, ``init_mean``, ``gain`` (fraction), ``paper_gain`` (fraction or None).
+    """
+    means = {(r["init"], r["n"]): r["mean"] for r in summarize(records, metric)}
+    gains = relative_gain(records, init=init, baseline=baseline, metric=metric)
+    rows = []
+    for n, g in gains.items():
+        paper = PAPER_GAINS_PERCENT.get(int(n))
+        rows.append({"n": int(n), "baseline_mean": means[(baseline, n)], "init_mean": means[(init, n)],
+                     "gain": float(g), "paper_gain": None if paper is None else paper / 100.0})
+    return rows
+
+
+_COLORS = {"random": "tab:gray", "imagenet": "tab:blue", "isl": "tab:red", "isl-map2": "tab:purple",
+           "isl-cellmask": "tab:purple", "zero-shot": "black"}
+
+
+def plot_learning_curve(records, ax=None, metric: str = "iou", title=None, labels=None):
+    """IoU against N (log axis): mean over seeds, min-max band and every seed as a dot, one colour per init.
+
+    ``"zero-shot"`` records are drawn dashed (no training happened).
+
+    Parameters
+    ----------
+    records : list of dict
+        From :func:`learning_curve`.
+    ax : matplotlib Axes, optional
+    metric : str
+    title : str, optional
+    labels : dict, optional
+        Legend label per init (default: the init names).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    labels = labels or {}
+    rows = summarize(records, metric)
+    for k, init in enumerate(dict.fromkeys(r["init"] for r in rows)):
+        rs = [r for r in rows if r["init"] == init]
+        ns = np.array([r["n"] for r in rs])
+        color = _COLORS.get(init, f"C{k}")
+        ls = "--" if init == "zero-shot" else "-"
+        ax.plot(ns, [r["mean"] for r in rs], ls, marker="o", color=color, label=labels.get(init, init))
+        ax.fill_between(ns, [r["min"] for r in rs], [r["max"] for r in rs], color=color, alpha=0.15, lw=0)
+        pts = [(r["n"], r[metric]) for r in records if r["init"] == init]
+        jitter = np.exp(np.linspace(-0.04, 0.04, 5))
+        ax.scatter([n * jitter[i % 5] for i, (n, _) in enumerate(pts)], [v for _, v in pts], s=10,
+                   color=color, alpha=0.6, zorder=3)
+    ax.set_xscale("log")
+    ns_all = sorted({r["n"] for r in rows})
+    ax.set_xticks(ns_all)
+    ax.set_xticklabels([str(n) for n in ns_all])
+    ax.set_xlabel("annotated images N (log scale)")
+    ax.set_ylabel(f"{'IoU' if metric == 'iou' else metric} on the test set")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_examples(image, truth, predictions: dict, *, titles=None, threshold: float = 0.5, suptitle=None):
+    """One row: the input, the ground truth, and each model's segmentation (outlined truth on top).
+
+    Parameters
+    ----------
+    image : (H, W) array
+        Shown in grey (e.g. one label-free plane).
+    truth : (H, W) bool array
+    predictions : dict
+        ``{name: (H, W) probability map}`` (thresholded at ``threshold``).
+    titles : dict, optional
+        Panel title per name (e.g. with the IoU).
+    suptitle : str, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import find_boundaries
+
+    from .metrics import iou
+
+    truth = np.asarray(truth).astype(bool)
+    n = 2 + len(predictions)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3.0))
+    lo, hi = np.percentile(image, [1, 99.8])
+    axes[0].imshow(image, cmap="gray", vmin=lo, vmax=hi)
+    axes[0].set_title("input (one plane)", fontsize=9)
+    axes[1].imshow(truth, cmap="gray")
+    axes[1].set_title("ground truth", fontsize=9)
+    edge = find_boundaries(truth, mode="inner")
+    for ax, (name, p) in zip(axes[2:], predictions.items()):
+        seg = np.asarray(p, np.float32) > threshold
+        rgb = np.zeros(seg.shape + (3,), np.float32)
+        rgb[seg & truth] = (1, 1, 1)        # true positive: white
+        rgb[seg & ~truth] = (1, 0.2, 0.2)   # false positive: red
+        rgb[~seg & truth] = (0.2, 0.5, 1)   # false negative: blue
+        rgb[edge] = rgb[edge] * 0.5 + 0.5 * np.array([1, 1, 0])
+        ax.imshow(rgb)
+        ax.set_title((titles or {}).get(name, f"{name}: IoU {iou(seg, truth):.2f}"), fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig

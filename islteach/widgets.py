@@ -1,0 +1,155 @@
+"""Interactive viewers (ipywidgets) that always come with a static figure.
+
+A built HTML book cannot run the Python kernel behind a widget, and offline it
+cannot even load the widget JavaScript, so every viewer here also draws a static
+matplotlib figure of the same panels: the reader of the book sees that figure, the
+reader of a live notebook (Colab, Jupyter) gets the interactive viewer on top.
+
+Examples
+--------
+>>> import numpy as np
+>>> panels = {"plane 0": np.zeros((8, 8)), "target": np.eye(8)}
+>>> v = panel_viewer(panels, static=False, interactive=False)
+>>> v.titles
+['plane 0', 'target']
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .viz import image_grid, robust_limits
+
+__all__ = ["PanelViewer", "panel_viewer"]
+
+
+class PanelViewer:
+    """Flip through named 2-D images of one field, optionally zoomed to a window.
+
+    Parameters
+    ----------
+    panels : dict or sequence of (title, image)
+        2-D images of the same shape (label-free planes, target, prediction, error ...).
+    cmap : str
+    shared : sequence of str, optional
+        Titles that share one contrast (e.g. the real and the predicted fluorescence),
+        so that a brighter prediction really looks brighter.
+
+    Attributes
+    ----------
+    titles : list of str
+    """
+
+    def __init__(self, panels, cmap: str = "gray", shared=()):
+        items = list(panels.items()) if isinstance(panels, dict) else list(panels)
+        if not items:
+            raise ValueError("panels must not be empty")
+        shape = None
+        self.images = {}
+        for title, img in items:
+            img = np.asarray(img)
+            if img.ndim != 2:
+                raise ValueError(f"panel {title!r} must be a 2-D image, got shape {img.shape}")
+            if shape is None:
+                shape = img.shape
+            elif img.shape != shape:
+                raise ValueError(f"all panels must have one shape; {title!r} is {img.shape}, expected {shape}")
+            self.images[str(title)] = img
+        self.titles = list(self.images)
+        self.shape = shape
+        self.cmap = cmap
+        shared = [t for t in shared if t in self.images]
+        self.limits = {t: robust_limits(self.images[t]) for t in self.titles}
+        if shared:
+            lo = min(self.limits[t][0] for t in shared)
+            hi = max(self.limits[t][1] for t in shared)
+            for t in shared:
+                self.limits[t] = (lo, hi)
+
+    def window(self, y: int = 0, x: int = 0, size: int | None = None) -> dict:
+        """The panels cropped to a ``size x size`` window at (y, x) (whole image when ``size`` is None)."""
+        if size is None:
+            return dict(self.images)
+        h, w = self.shape
+        size = int(min(size, h, w))
+        y = int(np.clip(y, 0, h - size))
+        x = int(np.clip(x, 0, w - size))
+        return {t: im[y:y + size, x:x + size] for t, im in self.images.items()}
+
+    def static_figure(self, ncols: int = 4, size: float = 3.0, suptitle=None, zoom=None):
+        """All panels side by side (the figure the built book shows); ``zoom=(y, x, size)`` crops them."""
+        panels = self.window(*zoom) if zoom else self.images
+        return image_grid(panels, ncols=ncols, size=size, cmap=self.cmap, limits=self.limits,
+                          suptitle=suptitle)
+
+    def widget(self, zoom_size: int = 256):
+        """An ipywidgets viewer: a panel selector, zoom window position and size.
+
+        Returns
+        -------
+        ipywidgets.Widget
+        """
+        import ipywidgets as W
+        import matplotlib.pyplot as plt
+
+        h, w = self.shape
+        sel = W.ToggleButtons(options=self.titles, description="show")
+        size = W.IntSlider(value=min(zoom_size, h, w), min=32, max=min(h, w), step=32,
+                           description="window")
+        ys = W.IntSlider(value=0, min=0, max=h - 32, step=16, description="y")
+        xs = W.IntSlider(value=0, min=0, max=w - 32, step=16, description="x")
+        out = W.Output()
+
+        def draw(*_):
+            with out:
+                out.clear_output(wait=True)
+                t = sel.value
+                img = self.window(ys.value, xs.value, size.value)[t]
+                fig, ax = plt.subplots(figsize=(5, 5))
+                lo, hi = self.limits[t]
+                ax.imshow(img, cmap=self.cmap, vmin=lo, vmax=hi, interpolation="nearest")
+                ax.set_title(t)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                plt.show()
+
+        for c in (sel, size, ys, xs):
+            c.observe(draw, names="value")
+        draw()
+        return W.VBox([sel, W.HBox([size, ys, xs]), out])
+
+
+def panel_viewer(panels, cmap: str = "gray", shared=(), static: bool = True, interactive: bool = True,
+                 ncols: int = 4, suptitle=None, zoom=None):
+    """Show an interactive viewer (when ipywidgets works) and a static figure of the same panels.
+
+    Parameters
+    ----------
+    panels : dict or sequence of (title, image)
+    cmap : str
+    shared : sequence of str
+        Titles sharing one contrast.
+    static : bool
+        Draw the static matplotlib figure (keep True in the book: the HTML shows it).
+    interactive : bool
+        Display the ipywidgets viewer (needs a live kernel to respond).
+    ncols, suptitle, zoom
+        Passed to :meth:`PanelViewer.static_figure`.
+
+    Returns
+    -------
+    PanelViewer
+    """
+    v = PanelViewer(panels, cmap=cmap, shared=shared)
+    if interactive:
+        try:
+            from IPython.display import display
+
+            display(v.widget())
+        except Exception as e:  # no ipywidgets / no frontend: the static figure still shows
+            print(f"(interactive viewer unavailable: {type(e).__name__}: {e}; showing the static figure)")
+    if static:
+        import matplotlib.pyplot as plt
+
+        v.static_figure(ncols=ncols, suptitle=suptitle, zoom=zoom)
+        plt.show()
+    return v

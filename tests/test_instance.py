@@ -1,0 +1,212 @@
+"""Chapter 4 building blocks: targets, losses, models, training recipes, post-processing."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from islteach import instance as I
+from islteach.data import normalize_percentile
+from islteach.losses import CombinedLoss, TwoMapMSELoss, initial_loss_ratio
+from islteach.metrics import matching
+from islteach.synth import make_field
+
+
+def _two_touching_squares():
+    lab = np.zeros((24, 40), np.int32)
+    lab[4:20, 4:20] = 1
+    lab[4:20, 20:36] = 2
+    return lab
+
+
+# ------------------------------------------------------------------------------ targets
+def test_bonte_targets_are_pixel_distance_and_mask():
+    lab = _two_touching_squares()
+    t = I.bonte_targets(lab)
+    assert t.shape == (2,) + lab.shape and t.dtype == np.float32
+    assert np.array_equal(t[1], (lab > 0).astype(np.float32))
+    assert t[0].max() == 8.0  # 16-pixel square: 8 pixels from its centre to outside
+    assert (t[0][lab == 0] == 0).all()
+    # each touching square has its own peak: distance 1 on both sides of the shared edge
+    assert t[0][10, 19] == 1.0 and t[0][10, 20] == 1.0
+
+
+def test_fpn2ws_targets_normalised_distance_peaks_at_one_and_border_is_blurred():
+    lab = _two_touching_squares()
+    t = I.fpn2ws_targets(lab, sigma=1.0)
+    assert t.shape == (2,) + lab.shape
+    assert t[0].max() == pytest.approx(1.0) and t[0].min() == 0.0
+    assert 0.0 <= t[1].min() and t[1].max() <= 1.0
+    assert t[1][10, 19] > t[1][10, 12]  # high on the shared border, low inside
+
+
+def test_targets_reject_float_labels():
+    with pytest.raises(ValueError, match="labels"):
+        I.bonte_targets(np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="recipe"):
+        I.make_targets(np.zeros((8, 8), np.int32), "maskrcnn")
+
+
+def test_rescale_labels_keeps_integer_ids_and_halves_the_size():
+    lab = _two_touching_squares()
+    small = I.rescale_labels(lab, 0.5)
+    assert small.shape == (12, 20) and small.dtype == np.int32
+    assert set(np.unique(small)) == {0, 1, 2}
+
+
+# ------------------------------------------------------------------------------- losses
+def test_combined_loss_is_mse_plus_alpha_times_bce():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(2, 2, 8, 8, generator=g)
+    target = torch.stack([torch.rand(2, 8, 8, generator=g) * 5, (torch.rand(2, 8, 8, generator=g) > 0.5).float()], 1)
+    loss = CombinedLoss(alpha=10.0)
+    mse = torch.nn.functional.mse_loss(pred[:, 0], target[:, 0])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(pred[:, 1], target[:, 1])
+    assert float(loss(pred, target)) == pytest.approx(float(mse + 10.0 * bce), rel=1e-6)
+    t = loss.terms(pred, target)
+    assert float(t["weighted_bce"]) == pytest.approx(10.0 * float(t["bce"]))
+
+
+def test_combined_loss_rejects_one_channel_predictions_and_negative_alpha():
+    with pytest.raises(ValueError, match="prediction"):
+        CombinedLoss()(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="alpha"):
+        CombinedLoss(alpha=-1)
+
+
+def test_initial_loss_ratio_is_mean_squared_distance_over_ln2():
+    d = np.array([0.0, 2.0, 4.0])
+    assert initial_loss_ratio(d) == pytest.approx((0 + 4 + 16) / 3 / math.log(2))
+    with pytest.raises(ValueError):
+        initial_loss_ratio(np.array([-1.0]))
+
+
+def test_two_map_mse_sums_the_two_channel_errors():
+    pred = torch.zeros(1, 2, 4, 4)
+    target = torch.cat([torch.full((1, 1, 4, 4), 0.5), torch.full((1, 1, 4, 4), 1.0)], 1)
+    assert float(TwoMapMSELoss()(pred, target)) == pytest.approx(0.25 + 1.0)
+
+
+# ------------------------------------------------------------------------------- models
+def test_isl_two_output_appends_two_convolutions_to_a_one_output_model():
+    body = torch.nn.Conv2d(3, 1, 3, padding=1)
+    net = I.isl_two_output(body, hidden=4)
+    convs = [m for m in net.head if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 2 and convs[0].in_channels == 1 and convs[1].out_channels == 2
+    assert net(torch.zeros(2, 3, 16, 16)).shape == (2, 2, 16, 16)
+    assert net.islteach_init == "isl"
+    with pytest.raises(TypeError):
+        I.isl_two_output(np.zeros(3))
+
+
+def test_fpn2ws_has_two_independent_sigmoid_networks():
+    m = I.fpn2ws_model("resnet18", None, in_channels=1)
+    out = m(torch.randn(1, 1, 64, 64))
+    assert out.shape == (1, 2, 64, 64)
+    assert float(out.detach().min()) >= 0.0 and float(out.detach().max()) <= 1.0
+    ids_d = {id(p) for p in m.distance_net.parameters()}
+    assert not ids_d & {id(p) for p in m.border_net.parameters()}
+
+
+def test_fpn2ws_freezes_a_pretrained_encoder_only_for_the_first_steps():
+    field = make_field(64, seed=3)
+    x = normalize_percentile(field["dapi"])
+    ds = I.instance_dataset([x], [field["nuclei"]], "fpn2ws", crop_size=64, n_crops=2)
+    m = I.fpn2ws_model("resnet18", None)
+    m.islteach_init = "imagenet"  # pretend it is pretrained: freezing applies
+    enc0 = [p.detach().clone() for p in m.distance_net.encoder.parameters()]
+    dec0 = [p.detach().clone() for p in m.distance_net.decoder.parameters()]
+    seen = {}
+
+    def cb(step, loss):
+        if step == 2:
+            seen["enc_same"] = all(torch.equal(a, b) for a, b in zip(enc0, m.distance_net.encoder.parameters()))
+            seen["dec_same"] = all(torch.equal(a, b) for a, b in zip(dec0, m.distance_net.decoder.parameters()))
+
+    h = I.train_fpn2ws(m, ds, steps=4, freeze_steps=2, batch_size=2, progress=False, callback=cb)
+    assert h.frozen_steps == 2
+    assert seen == {"enc_same": True, "dec_same": False}
+    assert not all(torch.equal(a, b) for a, b in zip(enc0, m.distance_net.encoder.parameters()))
+    assert all(p.requires_grad for p in m.parameters())
+
+
+def test_random_fpn2ws_encoder_is_never_frozen():
+    field = make_field(64, seed=3)
+    ds = I.instance_dataset([normalize_percentile(field["dapi"])], [field["nuclei"]], "fpn2ws",
+                            crop_size=64, n_crops=1)
+    h = I.train_fpn2ws(I.fpn2ws_model("resnet18", None), ds, steps=1, freeze_steps=5, batch_size=1,
+                       progress=False)
+    assert h.frozen_steps == 0
+
+
+# ------------------------------------------------------------------ post-processing / eval
+def test_true_maps_give_back_the_true_instances_with_both_recipes():
+    lab = _two_touching_squares()
+    b = I.bonte_targets(lab)
+    b[1] = np.where(b[1] > 0, 5.0, -5.0)  # mask logits
+    assert matching(lab, I.bonte_instances(b, h=1.0)).at(0.9)["tp"] == 2
+    z = I.fpn2ws_targets(lab)
+    assert matching(lab, I.fpn2ws_instances(z, 0.6, min_size=0)).at(0.9)["tp"] == 2
+
+
+def test_choose_parameter_prefers_the_h_that_separates_touching_objects():
+    lab = _two_touching_squares()
+    b = I.bonte_targets(lab)
+    b[1] = np.where(b[1] > 0, 5.0, -5.0)
+    best, scores = I.choose_parameter([b], [lab], "bonte", [1.0, 20.0])
+    assert best == 1.0 and scores[1.0] == 1.0 and scores[20.0] < 1.0
+
+
+def test_evaluate_reports_papers_scores_and_error_types():
+    lab = _two_touching_squares()
+    merged = (lab > 0).astype(np.int32)
+    r = I.evaluate([lab], [merged])
+    assert r["f1_07"] == 0.0 and r["f1_05"] == pytest.approx(2 / 3)
+    assert len(r["f1_curve"]) == len(r["thresholds"]) == 10
+    assert r["errors"] == {"false_positives": 1, "false_negatives": 2, "merges": 1, "splits": 0, "n_true": 2}
+
+
+def test_one_pixel_error_iou_matches_zakis_radius_60_and_4_example():
+    assert I.one_pixel_error_iou(60) == pytest.approx(0.967, abs=5e-4)
+    assert I.one_pixel_error_iou(4) == pytest.approx(0.563, abs=1e-3)
+    assert I.one_pixel_error_iou(4, pixelated=True) < I.one_pixel_error_iou(60, pixelated=True)
+    with pytest.raises(ValueError):
+        I.one_pixel_error_iou(0.5)
+
+
+def test_predict_maps_at_half_scale_returns_full_size_maps():
+    net = torch.nn.Conv2d(1, 2, 1)
+    out = I.predict_maps(net, np.zeros((50, 70), np.float32), scale=0.5)
+    assert out.shape == (2, 50, 70) and out.dtype == np.float32
+
+
+# ------------------------------------------------------------------------ overfit runs
+@pytest.fixture(scope="module")
+def cells_field():
+    f = make_field(96, seed=1, spacing=1.1, density=0.8)
+    return normalize_percentile(f["cellmask"]), f["cells"]
+
+
+def test_bonte_recipe_overfits_a_synthetic_field_and_recovers_its_cells(cells_field):
+    x, lab = cells_field
+    torch.manual_seed(0)
+    ds = I.instance_dataset([x], [lab], "bonte", crop_size=96, n_crops=1)
+    alpha = initial_loss_ratio(ds.targets[0][0])
+    m = I.bonte_model("resnet18", None, in_channels=1, encoder_depth=3, decoder_channels=(32, 16, 16))
+    I.train_bonte(m, ds, steps=120, alpha=alpha, batch_size=2, lr=3e-3, progress=False)
+    maps = I.predict_maps(m, x)
+    best, _ = I.choose_parameter([maps], [lab], "bonte", [0.5, 1.0, 2.0], iou=0.5)
+    pred = I.bonte_instances(maps, best, min_size=8)
+    assert matching(lab, pred).at(0.5)["f1"] >= 0.8
+
+
+def test_fpn2ws_recipe_overfits_a_synthetic_field_and_recovers_its_cells(cells_field):
+    x, lab = cells_field
+    torch.manual_seed(0)
+    ds = I.instance_dataset([x], [lab], "fpn2ws", crop_size=96, n_crops=1)
+    m = I.fpn2ws_model("resnet18", None, in_channels=1)
+    I.train_fpn2ws(m, ds, steps=120, batch_size=2, lr=3e-3, progress=False)
+    maps = I.predict_maps(m, x)
+    best, _ = I.choose_parameter([maps], [lab], "fpn2ws", [0.4, 0.5, 0.6], iou=0.5, min_size=8)
+    pred = I.fpn2ws_instances(maps, best, min_size=8)
+    assert matching(lab, pred).at(0.5)["f1"] >= 0.8

@@ -1,0 +1,313 @@
+"""Specifications of islteach.metrics: the papers' metrics, and agreement with Cellpose."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from islteach import metrics
+from islteach.metrics import (
+    THRESHOLDS,
+    iou,
+    iou_thresholds,
+    match_pairs,
+    matching,
+    matching_dataset,
+    mean_ap,
+    pcc,
+    perturb_labels,
+)
+
+
+def disc(shape, center, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+
+
+def bbbc039_labels(n: int, split: str = "test") -> list[np.ndarray]:
+    """The first n ground-truth label images of a BBBC039 split (public islteach.data API only)."""
+    data = pytest.importorskip("islteach.data")
+    import imageio.v3 as iio
+
+    out = []
+    for name in data.bbbc039_names(split)[:n]:
+        try:
+            path = data.fetch_file(f"bbbc039/masks/{name}.png")
+        except Exception as err:  # offline without the data folder
+            pytest.skip(f"BBBC039 masks not available ({type(err).__name__}: {err}); set ISLTEACH_DATA_DIR")
+        m = iio.imread(path)
+        out.append(data.labels_from_color_mask(m[..., 0] if m.ndim == 3 else m))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bbbc():
+    return bbbc039_labels(6)
+
+
+# ------------------------------------------------------------------------------ the papers' examples
+def test_split_nucleus_counts_one_tp_and_one_fp_at_iou_05():
+    gt = disc((40, 40), (20, 20), 10).astype(np.int32)
+    pred = gt.copy()
+    pred[:, 24:] *= 2  # the nucleus cut in two: about 70 % and 30 % of it
+    m = matching(gt, pred, thresholds=[0.5])
+    assert (m.tp[0], m.fp[0], m.fn[0]) == (1, 1, 0)
+    assert m.splits == 1 and m.merges == 0
+    assert m.ap[0] == pytest.approx(1 / 2)  # TP / (TP + FP + FN)
+    assert m.f1[0] == pytest.approx(2 / 3)  # 2TP / (2TP + FP + FN)
+    assert m.precision[0] == pytest.approx(1 / 2) and m.recall[0] == 1.0
+
+
+def test_two_merged_nuclei_count_one_tp_one_fn_and_one_merge():
+    a, b = disc((40, 60), (20, 18), 10), disc((40, 60), (20, 40), 8)
+    gt = (a * 1 + b * 2).astype(np.int32)
+    pred = (a | b).astype(np.int32)  # one predicted object covering both
+    m = matching(gt, pred, thresholds=[0.5])
+    assert (m.tp[0], m.fp[0], m.fn[0]) == (1, 0, 1)
+    assert m.merges == 1 and m.splits == 0
+
+
+def test_one_pixel_border_error_costs_small_nuclei_much_more_iou_zaki_example():
+    # Zaki et al.: a 1-pixel border error gives IoU 0.967 for radius 60 and 0.563 for radius 4
+    assert ((60 - 1) / 60) ** 2 == pytest.approx(0.967, abs=5e-4)
+    assert ((4 - 1) / 4) ** 2 == pytest.approx(0.563, abs=5e-4)
+    # on the pixel grid: one pixel eroded from a digital disc
+    big = iou(disc((130, 130), (65, 65), 60), disc((130, 130), (65, 65), 59))
+    small = iou(disc((13, 13), (6, 6), 4), disc((13, 13), (6, 6), 3))
+    assert big == pytest.approx(0.967, abs=0.005)
+    assert small < 0.6
+    # so at IoU 0.6 the same mistake is a hit for the big nucleus and a miss for the small one
+    for r, expected_tp in ((60, 1), (4, 0)):
+        gt = disc((130, 130), (65, 65), r).astype(np.int32)
+        pred = disc((130, 130), (65, 65), r - 1).astype(np.int32)
+        assert matching(gt, pred, thresholds=[0.6]).tp[0] == expected_tp
+
+
+def test_mean_ap_is_the_mean_of_tp_over_tp_fp_fn_at_050_to_095(bbbc):
+    gt = bbbc[0]
+    pred = perturb_labels(gt, seed=3)
+    m = matching(gt, pred)
+    expected = np.mean([tp / (tp + fp + fn) for tp, fp, fn in zip(m.tp, m.fp, m.fn)])
+    assert m.mean_ap == pytest.approx(expected)
+    assert mean_ap(gt, pred) == pytest.approx(expected)
+    assert mean_ap(gt, gt) == 1.0
+
+
+# ------------------------------------------------------------------------------ conventions
+def test_thresholds_are_exact_decimals_and_the_arange_pitfall_changes_counts():
+    assert THRESHOLDS == (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+    assert iou_thresholds(0.1, 1.0, 0.1) == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    arange = np.arange(0.5, 1, 0.05)
+    assert arange[2] == 0.6000000000000001  # not 0.6
+    # a prediction covering 3 of the 5 pixels of a nucleus: IoU is exactly 3/5
+    gt = np.array([[1, 1, 1, 1, 1]])
+    pred = np.array([[2, 2, 2, 0, 0]])
+    assert matching(gt, pred, thresholds=[0.6]).tp[0] == 1  # IoU >= t: a match
+    with pytest.warns(UserWarning, match="not an exact decimal"):
+        assert matching(gt, pred, thresholds=arange).tp[2] == 0  # silently lost otherwise
+
+
+def test_arange_thresholds_change_counts_on_real_bbbc039_pairs(bbbc):
+    # pairs with IoU exactly 0.6 are common on real data (the benchmark counts them on all 200)
+    exact, arange = [0.6], [0.6000000000000001]
+    changed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, gt in enumerate(bbbc):
+            pred = perturb_labels(gt, seed=i)
+            changed += int(matching(gt, pred, exact).tp[0] - matching(gt, pred, arange).tp[0])
+    assert changed > 0
+
+
+def test_iou_threshold_one_needs_pixel_perfect_objects():
+    gt = np.zeros((20, 20), np.int32)
+    gt[2:8, 2:8] = 1
+    gt[10:18, 10:18] = 2
+    pred = gt.copy()
+    pred[10, 10] = 0  # one pixel missing on object 2
+    m = matching(gt, pred, thresholds=iou_thresholds(0.1, 1.0, 0.1))
+    assert m.tp.tolist() == [2] * 9 + [1]
+    assert m.mean("f1") == pytest.approx((9 * 1.0 + 0.5) / 10)  # Costa et al.'s mean F1
+
+
+def test_below_05_an_object_can_have_several_candidates_and_the_matching_maximises_pairs():
+    # gt A overlaps preds X and Y, gt B overlaps only X: greedy "best IoU first" gives A-X
+    # and leaves B alone; the maximum matching A-Y, B-X has two pairs (as Cellpose's LSA).
+    gt = np.zeros((1, 20), np.int32)
+    pred = np.zeros((1, 20), np.int32)
+    gt[0, 0:10] = 1  # A
+    gt[0, 10:14] = 2  # B
+    pred[0, 3:14] = 1  # X: IoU with A 7/14 = 0.5, with B 4/11 = 0.36
+    pred[0, 0:3] = 2  # Y: IoU with A 3/10 = 0.3
+    m = matching(gt, pred, thresholds=[0.3, 0.5])
+    assert m.tp.tolist() == [2, 1]
+    t, p, v = match_pairs(gt, pred, 0.3)
+    assert t.tolist() == [1, 2] and p.tolist() == [2, 1]
+    assert v.tolist() == pytest.approx([0.3, 4 / 11])
+
+
+def test_labels_need_not_be_consecutive_and_gaps_are_not_objects():
+    gt = np.zeros((10, 10), np.int64)
+    gt[1:4, 1:4] = 7
+    gt[5:9, 5:9] = 1000
+    m = matching(gt, gt, thresholds=[0.5])
+    assert (m.n_true, m.n_pred, m.tp[0], m.fn[0]) == (2, 2, 2, 0)
+    huge = gt * 2**40  # label values far beyond any dense overlap matrix
+    assert matching(huge, gt, thresholds=[0.5]).tp[0] == 2
+
+
+def test_label_dtypes_give_the_same_result(bbbc):
+    gt = bbbc[1]
+    pred = perturb_labels(gt, seed=1)
+    ref = matching(gt, pred)
+    for dt in (np.uint16, np.int64, np.uint32):
+        m = matching(gt.astype(dt), pred.astype(dt))
+        assert np.array_equal(m.tp, ref.tp) and m.merges == ref.merges and m.splits == ref.splits
+
+
+def test_empty_images_conventions():
+    empty = np.zeros((8, 8), np.int32)
+    one = empty.copy()
+    one[2:5, 2:5] = 1
+    both = matching(empty, empty, thresholds=[0.5])
+    assert (both.precision[0], both.recall[0], both.f1[0], both.ap[0]) == (1.0, 1.0, 1.0, 1.0)
+    missed = matching(one, empty, thresholds=[0.5])
+    assert (missed.tp[0], missed.fn[0], missed.f1[0], missed.ap[0]) == (0, 1, 0.0, 0.0)
+    assert np.isnan(missed.mean_matched_iou[0])
+    spurious = matching(empty, one, thresholds=[0.5])
+    assert (spurious.fp[0], spurious.precision[0], spurious.recall[0]) == (1, 0.0, 0.0)
+
+
+def test_mean_matched_iou_is_the_mean_iou_of_matched_pairs():
+    gt = np.zeros((1, 20), np.int32)
+    gt[0, 0:4] = 1
+    gt[0, 10:20] = 2
+    pred = gt.copy()
+    pred[0, 0] = 0  # object 1: IoU 3/4; object 2: IoU 1
+    m = matching(gt, pred, thresholds=[0.5, 0.8])
+    assert m.mean_matched_iou.tolist() == pytest.approx([(0.75 + 1) / 2, 1.0])
+
+
+# ------------------------------------------------------------------------------ Cellpose agreement
+ODD_THRESHOLDS = (0.1, 0.25, 0.3, 0.34, 0.45, 0.5, 0.51, 0.6, 0.73, 0.9, 0.99, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["mixed", "erode", "dilate", "shift", "merge", "split", "drop"])
+def test_agrees_with_cellpose_average_precision_on_bbbc039_at_every_threshold(bbbc, kind):
+    cp_metrics = pytest.importorskip("cellpose.metrics")
+    probs = None if kind == "mixed" else {"keep": 0.4, kind: 0.6}
+    ths_sets = (list(THRESHOLDS), list(iou_thresholds(0.1, 1.0, 0.1)), list(ODD_THRESHOLDS))
+    images = bbbc if kind == "mixed" else bbbc[:2]
+    for i, gt in enumerate(images):
+        pred = perturb_labels(gt, seed=100 + i, probs=probs, n_spurious=3)
+        for ths in ths_sets:
+            ap, tp, fp, fn = cp_metrics.average_precision(gt, pred, threshold=ths)
+            m = matching(gt, pred, thresholds=ths)
+            assert np.array_equal(m.tp, tp), (kind, i, ths)
+            assert np.array_equal(m.fp, fp) and np.array_equal(m.fn, fn), (kind, i, ths)
+            assert np.allclose(m.ap, ap, rtol=0, atol=1e-6), (kind, i, ths)
+
+
+def test_dataset_sums_agree_with_cellpose_per_image_counts(bbbc):
+    cp_metrics = pytest.importorskip("cellpose.metrics")
+    preds = [perturb_labels(gt, seed=7 + i) for i, gt in enumerate(bbbc)]
+    ap, tp, fp, fn = cp_metrics.average_precision(list(bbbc), preds, threshold=list(THRESHOLDS))
+    d = matching_dataset(bbbc, preds)
+    assert np.array_equal(d.summed.tp, tp.sum(0)) and np.array_equal(d.summed.fn, fn.sum(0))
+    assert np.allclose(d.image_mean.ap, ap.mean(0), atol=1e-6)
+    assert d.image_mean.mean_ap == pytest.approx(float(ap.mean()), abs=1e-6)
+
+
+# ------------------------------------------------------------------------------ aggregation
+def test_dataset_offers_summed_counts_and_per_image_means():
+    gt = np.zeros((2, 10, 10), np.int32)
+    gt[0, 1:4, 1:4] = 1
+    gt[1, 1:4, 1:4] = 1
+    gt[1, 6:9, 6:9] = 2
+    gt[1, 6:9, 1:4] = 3
+    pred = gt.copy()
+    pred[1] = 0  # image 0 perfect (1 object), image 1 all missed (3 objects)
+    d = matching_dataset(gt, pred, thresholds=[0.5])
+    assert d.summed.tp[0] == 1 and d.summed.fn[0] == 3
+    assert d.summed.f1[0] == pytest.approx(2 / 5)  # every object weighs the same
+    assert d.image_mean.f1[0] == pytest.approx(0.5)  # every image weighs the same
+    assert d.values("f1")[:, 0].tolist() == [1.0, 0.0]
+    assert d.image_std("f1")[0] == pytest.approx(0.5)
+    assert d.to_dict()["n_images"] == 2
+
+
+def test_record_lookup_by_threshold_and_plain_export():
+    gt = disc((30, 30), (15, 15), 8).astype(np.int32)
+    m = matching(gt, gt)
+    assert m.at(0.7)["f1"] == 1.0
+    with pytest.raises(KeyError):
+        m.at(0.72)
+    d = m.to_dict()
+    assert d["thresholds"] == list(THRESHOLDS) and d["tp"] == [1] * 10
+    assert "0.95" in m.table()
+    with pytest.raises(ValueError, match="THRESHOLDS"):
+        _ = matching(gt, gt, thresholds=[0.5]).mean_ap
+
+
+# ------------------------------------------------------------------------------ validation
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 4), np.float32), "y_pred must be a non-negative integer label array, got dtype float32"),
+        (np.zeros((4, 4), bool), "y_pred must be a non-negative integer label array, got dtype bool"),
+        (-np.ones((4, 4), np.int32), "y_pred must be a non-negative integer label array, got a minimum of -1"),
+    ],
+)
+def test_labels_are_validated_at_the_door_naming_the_argument(bad, message):
+    gt = np.zeros((4, 4), np.int32)
+    with pytest.raises(ValueError, match=message):
+        matching(gt, bad)
+
+
+def test_shapes_and_thresholds_are_validated():
+    with pytest.raises(ValueError, match="same shape"):
+        matching(np.zeros((4, 4), int), np.zeros((4, 5), int))
+    for t in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=r"thresholds must lie in \(0, 1\]"):
+            matching(np.zeros((4, 4), int), np.zeros((4, 4), int), thresholds=[t])
+    with pytest.raises(ValueError, match="same number of images"):
+        matching_dataset([np.zeros((4, 4), int)], [])
+
+
+# ------------------------------------------------------------------------------ pixel metrics
+def test_pcc_is_pearson_correlation_per_image():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 32))
+    y = 0.5 * x + rng.normal(size=(32, 32))
+    assert pcc(x, 3 * x + 2) == pytest.approx(1.0)
+    assert pcc(x, -x) == pytest.approx(-1.0)
+    assert pcc(x, y) == pytest.approx(np.corrcoef(x.ravel(), y.ravel())[0, 1])
+    assert np.isnan(pcc(x, np.ones_like(x)))
+    with pytest.raises(ValueError, match="same shape"):
+        pcc(x, x[:-1])
+
+
+def test_iou_of_binary_masks_is_one_when_both_are_empty():
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    assert iou(a, b) == 1.0
+    a[:2] = True
+    b[1:3] = True
+    assert iou(a, b) == pytest.approx(4 / 12)
+    assert iou(a.astype(np.uint8), b.astype(np.float32)) == pytest.approx(4 / 12)
+    with pytest.raises(ValueError, match="x must be a binary mask"):
+        iou(np.array([[0, 1, 2]]), np.array([[0, 1, 1]]))
+
+
+def test_perturb_labels_makes_each_error_it_is_asked_for(bbbc):
+    gt = bbbc[0]
+    assert np.array_equal(perturb_labels(gt, seed=5), perturb_labels(gt, seed=5))
+    dropped = perturb_labels(gt, seed=0, probs={"drop": 1.0}, n_spurious=2)
+    assert int(dropped.max()) == 2
+    merged = matching(gt, perturb_labels(gt, seed=0, probs={"merge": 1.0}, n_spurious=0), [0.5])
+    split = matching(gt, perturb_labels(gt, seed=0, probs={"split": 1.0}, n_spurious=0), [0.5])
+    assert merged.merges > 0 and merged.n_pred < merged.n_true
+    assert split.splits > 0 and split.n_pred > split.n_true
+    kept = perturb_labels(gt, seed=0, probs={"keep": 1.0}, n_spurious=0)
+    assert matching(gt, kept, [1.0]).tp[0] == matching(gt, gt, [1.0]).tp[0]
