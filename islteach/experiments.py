@@ -51,7 +51,8 @@ __all__ = [
     "ShiftedSigmoid", "SegmentationNet", "segmentation_model",
     "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
     "synthetic_arrays", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
-    "isl_tile_grid", "choose", "make_point_runner", "gain_rows", "plot_learning_curve", "plot_examples",
+    "isl_tile_grid", "choose", "make_point_runner", "gain_rows", "format_gains", "baseline_inits",
+    "mean_metric", "verdict", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
 ]
 
 #: Bonte et al.'s relative IoU gain of the ISL initialisation over ImageNet, in percent, per N.
@@ -956,6 +957,83 @@ def gain_rows(records, init: str = "isl", baseline: str = "random", metric: str 
         rows.append({"n": int(n), "baseline_mean": means[(baseline, n)], "init_mean": means[(init, n)],
                      "gain": float(g), "paper_gain": None if paper is None else paper / 100.0})
     return rows
+
+
+def format_gains(records, init: str = "isl", baseline: str = "random", metric: str = "iou") -> str:
+    """:func:`gain_rows` as text, one line per N, with the paper's gain where it has that N."""
+    lines = []
+    for r in gain_rows(records, init=init, baseline=baseline, metric=metric):
+        paper = "" if r["paper_gain"] is None else f"{100 * r['paper_gain']:+.1f} %"
+        lines.append(f"N={r['n']:>4}: {baseline} {r['baseline_mean']:.3f}  {init} {r['init_mean']:.3f}  "
+                     f"gain {100 * r['gain']:+6.1f} %   paper {paper}".rstrip())
+    return "\n".join(lines)
+
+
+def baseline_inits(encoder_name: str) -> list:
+    """``["random", "imagenet"]`` when ImageNet weights for ``encoder_name`` can be had (cache or hub), else ``["random"]``."""
+    from .models import weights_available
+
+    try:
+        ok = weights_available(encoder_name, "imagenet")
+    except ValueError:  # no ImageNet weights exist for this encoder
+        ok = False
+    return ["random", "imagenet"] if ok else ["random"]
+
+
+def mean_metric(records, init: str, n: int = 1, metric: str = "iou") -> float:
+    """Mean of ``metric`` over the seeds of one (init, N) point; NaN when it did not run."""
+    v = [float(r[metric]) for r in records if r["init"] == init and int(r["n"]) == int(n)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def verdict(records, init: str = "isl", baseline: str = "random", reference: str = "zero-shot",
+            metric: str = "iou") -> dict:
+    """The chapter's questions answered from the records, as words and numbers.
+
+    Returns
+    -------
+    dict
+        ``beats`` ("beats" / "does not beat": ``init`` vs ``baseline`` at the smallest N),
+        ``shrinks`` ("shrinks" / "does not shrink": is the relative gain at the largest N
+        smaller than at the smallest N), ``vs_reference`` ("above" / "not above": ``init`` vs
+        ``reference`` at the smallest N), ``n_min``, ``n_max``, ``gain_min_n``,
+        ``gain_max_n``, ``init_mean``, ``baseline_mean``, ``reference_mean`` (at ``n_min``).
+
+    Examples
+    --------
+    >>> recs = [{"init": i, "n": n, "iou": v} for i, n, v in
+    ...         [("random", 1, .4), ("isl", 1, .6), ("random", 9, .7), ("isl", 9, .71), ("zero-shot", 1, .5)]]
+    >>> v = verdict(recs)
+    >>> v["beats"], v["shrinks"], v["vs_reference"]
+    ('beats', 'shrinks', 'above')
+    """
+    g = relative_gain(records, init=init, baseline=baseline, metric=metric)
+    if not g:
+        raise ValueError(f"no N where both {init!r} and {baseline!r} ran")
+    ns = sorted(g)
+    n0 = ns[0]
+    ref = mean_metric(records, reference, n0, metric)
+    mine = mean_metric(records, init, n0, metric)
+    return {"beats": "beats" if g[n0] > 0 else "does not beat",
+            "shrinks": "shrinks" if g[ns[-1]] < g[n0] else "does not shrink",
+            "vs_reference": "above" if mine > ref else "not above",
+            "n_min": n0, "n_max": ns[-1], "gain_min_n": g[n0], "gain_max_n": g[ns[-1]],
+            "init_mean": mine, "baseline_mean": mean_metric(records, baseline, n0, metric),
+            "reference_mean": ref}
+
+
+def track_results(records, baseline: str, baselines_ran, **extra) -> dict:
+    """What the results file keeps per track: the records, their summary, ``gain_n1`` and which baseline ran."""
+    gains = relative_gain(records, init="isl", baseline=baseline)
+    return {"records": records_to_json(records), "summary": summarize(records), "baseline": baseline,
+            "baselines_ran": list(baselines_ran), "gain_n1": gains.get(1),
+            "gains": {str(k): v for k, v in gains.items()}, **_jsonable(extra)}
+
+
+def n1_predictions(records, seed: int, n: int = 1) -> dict:
+    """``{init: prediction}`` of the points with this N and seed that kept their test prediction."""
+    return {r["init"]: r["prediction"] for r in records
+            if int(r["n"]) == int(n) and int(r["seed"]) == int(seed) and "prediction" in r}
 
 
 _COLORS = {"random": "tab:gray", "imagenet": "tab:blue", "isl": "tab:red", "isl-map2": "tab:purple",

@@ -62,6 +62,11 @@ __all__ = [
     "evaluate",
     "error_counts",
     "one_pixel_error_iou",
+    "erode_labels",
+    "synthetic_cells",
+    "transfer_curve",
+    "transfer_builders",
+    "headline",
 ]
 
 #: The two recipes of the chapter.
@@ -731,3 +736,158 @@ def one_pixel_error_iou(radius: float, pixelated: bool = False) -> float:
     disc = xx ** 2 + yy ** 2 <= radius ** 2
     inner = ndi.binary_erosion(disc)
     return float(inner.sum() / disc.sum())
+
+
+# ---------------------------------------------------------------------------------- transfer
+def synthetic_cells(n: int, size: int = 128, seed: int = 0, **field_kwargs):
+    """``n`` synthetic fields of touching cells for the transfer experiment.
+
+    Parameters
+    ----------
+    n : int
+    size : int
+    seed : int
+        Field ``i`` uses seed ``seed + i``.
+    **field_kwargs
+        Passed to :func:`islteach.synth.make_field`.
+
+    Returns
+    -------
+    dict
+        ``brightfield``: list of (Z, size, size) float32 normalised planes (the input);
+        ``cellmask``: list of (1, size, size) float32 normalised membrane stain (the pretext
+        target); ``cells``: list of (size, size) int32 cell labels (the instance target).
+    """
+    from .data import normalize_percentile
+    from .synth import make_field
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    out = {"brightfield": [], "cellmask": [], "cells": []}
+    for i in range(int(n)):
+        f = make_field(size, seed=seed + i, **field_kwargs)
+        out["brightfield"].append(np.stack([normalize_percentile(p) for p in f["brightfield"]]))
+        out["cellmask"].append(normalize_percentile(f["cellmask"])[None])
+        out["cells"].append(f["cells"].astype(np.int32))
+    return out
+
+
+def transfer_curve(builders, train_x, train_y, test_x, test_y, ns, *, steps: int, alpha: float,
+                   crop_size: int, batch_size: int = 8, lr: float = 1e-3, h_values=(0.5, 1.0, 2.0),
+                   val=None, seeds=(0,), min_size: int = 16, progress: bool = False) -> dict:
+    """mAP on test fields against the number N of training fields, for several initialisations.
+
+    For every N in ``ns``, every seed and every builder: build a fresh two-output model, train
+    it with the Bonte recipe (:func:`train_bonte`) on the first N training fields, choose h on
+    ``val`` (default: the training fields), segment the test fields and score their mAP.
+
+    Parameters
+    ----------
+    builders : dict
+        ``{name: callable() -> two-output model}``, e.g. ISL-initialised and random.
+    train_x, train_y : sequences of inputs (C, H, W) and labels (H, W)
+    test_x, test_y : sequences
+    ns : sequence of int
+    steps, alpha, crop_size, batch_size, lr : training settings
+    h_values : candidate h for :func:`choose_parameter`
+    val : (xs, ys), optional
+    seeds : sequence of int
+
+    Returns
+    -------
+    dict
+        ``{name: {"n": [...], "mean": [...], "std": [...], "runs": [[mAP per seed] ...]}}``.
+    """
+    if not isinstance(builders, dict) or not builders:
+        raise ValueError("builders must be a non-empty dict {name: callable}")
+    ns = [int(n) for n in ns]
+    if not ns or min(ns) < 1 or max(ns) > len(train_x):
+        raise ValueError(f"ns must lie in 1..{len(train_x)}, got {ns}")
+    out = {name: {"n": ns, "mean": [], "std": [], "runs": []} for name in builders}
+    for n in ns:
+        for name, build in builders.items():
+            scores = []
+            for s in seeds:
+                torch.manual_seed(int(s))
+                model = build()
+                ds = instance_dataset(list(train_x[:n]), list(train_y[:n]), "bonte", crop_size=crop_size,
+                                      n_crops=max(1, 40 // n), seed=int(s))
+                train_bonte(model, ds, steps=steps, alpha=alpha, batch_size=batch_size, lr=lr,
+                            seed=int(s), progress=progress)
+                vx, vy = val if val is not None else (train_x[:n], train_y[:n])
+                vmaps = [predict_maps(model, x) for x in vx]
+                h, _ = choose_parameter(vmaps, list(vy), "bonte", h_values, min_size=min_size)
+                preds = [bonte_instances(predict_maps(model, x), h, min_size=min_size) for x in test_x]
+                scores.append(evaluate(list(test_y), preds)["mean_ap"])
+            out[name]["runs"].append(scores)
+            out[name]["mean"].append(float(np.mean(scores)))
+            out[name]["std"].append(float(np.std(scores)))
+    return out
+
+
+def erode_labels(labels, pixels: int = 1) -> np.ndarray:
+    """Shrink every object by ``pixels`` (a segmentation that misses a border ring of each object).
+
+    Examples
+    --------
+    >>> lab = np.zeros((9, 9), np.int32); lab[2:7, 2:7] = 1
+    >>> int((erode_labels(lab) > 0).sum())
+    9
+    """
+    lab = _check_labels(labels)
+    if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or pixels < 0:
+        raise ValueError(f"pixels must be a non-negative integer, got {pixels!r}")
+    out = lab.copy()
+    for _ in range(int(pixels)):
+        # a pixel stays when all its 4-neighbours carry the same label
+        keep = np.ones(out.shape, bool)
+        p = np.pad(out, 1, mode="constant")
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            keep &= p[dy:dy + out.shape[0], dx:dx + out.shape[1]] == out
+        out = np.where(keep, out, 0)
+    return out.astype(np.int32)
+
+
+def transfer_builders(encoder_name: str, in_channels: int, isl_state=None, encoder_weights=None) -> dict:
+    """Model factories for :func:`transfer_curve`: ISL-pretrained, random and (if asked) ImageNet.
+
+    Parameters
+    ----------
+    encoder_name : str
+    in_channels : int
+    isl_state : dict, optional
+        ``state_dict`` of a one-output pretext U-Net (:func:`islteach.models.unet`,
+        ``classes=1``); each call of the ISL factory loads it and appends two convolutions
+        (:func:`isl_two_output`).
+    encoder_weights : str, optional
+        Add an ``"ImageNet init"`` factory when these weights can be had (checked once).
+
+    Returns
+    -------
+    dict
+        ``{name: callable() -> two-output model}``.
+    """
+    from . import models
+
+    out = {}
+    if isl_state is not None:
+        state = {k: v.detach().clone() for k, v in isl_state.items()}
+
+        def isl_init():
+            body = models.unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=1,
+                               verbose=False)
+            body.load_state_dict(state)
+            return isl_two_output(body)
+
+        out["ISL-pretrained"] = isl_init
+    out["random init"] = lambda: models.unet(encoder_name, encoder_weights=None, in_channels=in_channels,
+                                             classes=2, verbose=False)
+    if encoder_weights is not None and models.weights_available(encoder_name, encoder_weights):
+        out["ImageNet init"] = lambda: models.unet(encoder_name, encoder_weights=encoder_weights,
+                                                   in_channels=in_channels, classes=2)
+    return out
+
+
+def headline(scores: dict) -> dict:
+    """The four figures chapter 4 reports (``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``), rounded."""
+    return {k: round(float(scores[k]), 4) for k in ("f1_05", "f1_07", "f1_09", "mean_ap")}

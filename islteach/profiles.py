@@ -85,10 +85,49 @@ CH2 = {
 }
 
 # --- Chapter 3: transfer learning ------------------------------------------
+# Track A (synthetic fields) and track B (the ISL field). ``synth_pretext`` is the
+# label-free -> DAPI pretext on its own pool of fields; ``*_finetune`` are keyword
+# arguments of islteach.experiments.finetune_and_evaluate (soft Jaccard loss, Adam).
+# ``isl_control``: MAP2 control pretext on the ISL field: "always" (retrain it if
+# chapter 1 did not save it), "if-saved" (only when chapter 1 saved it), "never".
+_CH3_SYNTH_INPUT = {"synth_bf_planes": [0, 4], "synth_phase": True}
 CH3 = {
-    "quick": {},
-    "colab": {},
-    "paper": {},
+    "quick": {**_CH3_SYNTH_INPUT, "seeds": [0, 1],
+              "synth_size": 128, "synth_test_fields": 8, "synth_eval_fields": 4,
+              "synth_pretext": {"n_fields": 32, "encoder_name": "resnet18", "encoder_weights": None,
+                                "steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 64, "n_crops": 20},
+              "synth_n_values": [1, 10, 50],
+              "synth_finetune": {"steps": 100, "batch_size": 4, "lr": 1e-3, "crop": 64, "n_crops": 5,
+                                 "eval_every": 20, "n_last": 3, "tile": 128},
+              "synth_control": False,
+              "isl_tile": 256, "isl_n_values": [1, 3, 12],
+              "isl_finetune": {"steps": 100, "batch_size": 4, "lr": 1e-3, "crop": 96, "n_crops": 5,
+                               "eval_every": 20, "n_last": 3, "tile": 256},
+              "isl_control": "if-saved", "control_n_values": [1]},
+    "colab": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2],
+              "synth_size": 256, "synth_test_fields": 20, "synth_eval_fields": 8,
+              "synth_pretext": {"n_fields": 200, "encoder_name": "resnet34", "encoder_weights": "imagenet",
+                                "steps": 2000, "batch_size": 16, "lr": 1e-3, "crop": 128, "n_crops": 20},
+              "synth_n_values": [1, 10, 50, 100, 200, 500],
+              "synth_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+                                 "eval_every": 50, "n_last": 3, "tile": 256},
+              "synth_control": True,
+              "isl_tile": 256, "isl_n_values": [1, 3, 12],
+              "isl_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+                               "eval_every": 50, "n_last": 3, "tile": 256},
+              "isl_control": "always", "control_n_values": [1, 3, 12]},
+    "paper": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2],
+              "synth_size": 512, "synth_test_fields": 190, "synth_eval_fields": 37,
+              "synth_pretext": {"n_fields": 384, "encoder_name": "densenet121", "encoder_weights": "imagenet",
+                                "steps": 20000, "batch_size": 8, "lr": 1e-3, "crop": 512, "n_crops": 5},
+              "synth_n_values": [1, 10, 50, 100, 200, 500],
+              "synth_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop": 256, "n_crops": 5,
+                                 "eval_every": 200, "n_last": 3, "tile": 512},
+              "synth_control": True,
+              "isl_tile": 128, "isl_n_values": [1, 3, 10, 48],
+              "isl_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+                               "eval_every": 200, "n_last": 3, "tile": 256},
+              "isl_control": "always", "control_n_values": [1, 3, 10, 48]},
 }
 
 # --- Chapter 4: distance maps ----------------------------------------------

@@ -134,3 +134,202 @@ def glue(name: str, value, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+# --- Chapter 4: distance maps ----------------------------------------------------------------
+def plot_f1_vs_iou(curves, ax=None, title=None, marks=(0.7, 0.9)):
+    """F1 score against the IoU threshold of the matching, one line per method.
+
+    Parameters
+    ----------
+    curves : dict
+        ``{name: (thresholds, f1 values)}``.
+    ax : matplotlib axes, optional
+    title : str, optional
+    marks : sequence of float
+        IoU thresholds marked with dashed grey lines (Zaki et al. report 0.7 and 0.9).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError("curves must be a non-empty dict {name: (thresholds, f1)}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    else:
+        fig = ax.figure
+    for name, (t, f) in curves.items():
+        if len(t) != len(f):
+            raise ValueError(f"curve {name!r}: thresholds and f1 differ in length")
+        ax.plot(t, f, "o-", ms=3, label=name)
+    for m in marks:
+        ax.axvline(m, color="0.6", ls="--", lw=0.8)
+    ax.set_xlabel("IoU threshold t (a match needs IoU >= t)")
+    ax.set_ylabel("F1 = 2TP / (2TP + FP + FN)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="lower left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_types(errors, ax=None, title=None, normalise: bool = True):
+    """Grouped bars of Zaki et al.'s error types (false positives / negatives, merges, splits).
+
+    Parameters
+    ----------
+    errors : dict
+        ``{method: {"false_positives": n, "false_negatives": n, "merges": n, "splits": n,
+        "n_true": n}}`` (e.g. from :func:`islteach.instance.error_counts`).
+    normalise : bool
+        Show each count as a percentage of the true objects.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    kinds = ("false_positives", "false_negatives", "merges", "splits")
+    if not isinstance(errors, dict) or not errors:
+        raise ValueError("errors must be a non-empty dict {method: counts}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    else:
+        fig = ax.figure
+    n = len(errors)
+    width = 0.8 / n
+    x = np.arange(len(kinds))
+    for i, (name, e) in enumerate(errors.items()):
+        v = np.array([e[k] for k in kinds], dtype=float)
+        if normalise:
+            v = 100.0 * v / max(1, e.get("n_true", 1))
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, v, width, label=name)
+        ax.bar_label(bars, fmt="%.1f" if normalise else "%d", fontsize=7)
+    ax.set_xticks(x, [k.replace("_", " ") for k in kinds])
+    ax.set_ylabel("% of true nuclei" if normalise else "count")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _outline(labels):
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(np.asarray(labels), mode="inner")
+
+
+def error_gallery(images, y_true, y_pred, threshold: float = 0.7, k: int = 8, crop: int = 80,
+                  ncols: int = 4, size: float = 2.4, title=None):
+    """Crops around the worst errors: true outlines in green, predicted outlines in magenta.
+
+    Errors are collected over all images with :func:`islteach.groundtruth.error_objects`
+    (merges, splits, false negatives, false positives at IoU ``threshold``); merges and splits
+    come first (they involve the most objects), then the unmatched objects, largest first.
+
+    Parameters
+    ----------
+    images : sequence of (H, W) float arrays
+    y_true, y_pred : sequences of (H, W) int label arrays
+    threshold : float
+    k : int
+        Number of crops.
+    crop : int
+        Crop side in pixels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from scipy import ndimage as ndi
+
+    from .groundtruth import error_objects
+
+    if not (len(images) == len(y_true) == len(y_pred)) or len(images) == 0:
+        raise ValueError("images, y_true and y_pred must be non-empty and of the same length")
+    cands = []  # (priority, size, image index, centre, kind)
+    for i, (yt, yp) in enumerate(zip(y_true, y_pred)):
+        e = error_objects(yt, yp, threshold=threshold)
+        for pid, tids in e["merges"].items():
+            cands.append((0, len(tids), i, ndi.center_of_mass(yp == pid), f"merge of {len(tids)}"))
+        for tid, pids in e["splits"].items():
+            cands.append((1, len(pids), i, ndi.center_of_mass(yt == tid), f"split in {len(pids)}"))
+        for tid in e["false_negatives"]:
+            cands.append((2, int((yt == tid).sum()), i, ndi.center_of_mass(yt == tid), "false negative"))
+        for pid in e["false_positives"]:
+            cands.append((3, int((yp == pid).sum()), i, ndi.center_of_mass(yp == pid), "false positive"))
+    cands.sort(key=lambda c: (c[0], -c[1]))
+    chosen, used = [], []
+    for c in cands:  # skip crops that would show the same place twice
+        if any(c[2] == u[0] and abs(c[3][0] - u[1][0]) < crop / 2 and abs(c[3][1] - u[1][1]) < crop / 2
+               for u in used):
+            continue
+        chosen.append(c)
+        used.append((c[2], c[3]))
+        if len(chosen) == k:
+            break
+    n = max(1, len(chosen))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (_, _, i, (cy, cx), kind) in zip(axes.ravel(), chosen):
+        img = np.asarray(images[i], dtype=np.float32)
+        h, w = img.shape
+        y0 = int(np.clip(round(cy) - crop // 2, 0, max(0, h - crop)))
+        x0 = int(np.clip(round(cx) - crop // 2, 0, max(0, w - crop)))
+        sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
+        lo, hi = robust_limits(img[sl])
+        rgb = np.repeat(np.clip((img[sl] - lo) / (hi - lo), 0, 1)[..., None], 3, axis=2)
+        rgb[_outline(y_true[i][sl])] = (0.1, 0.9, 0.1)
+        rgb[_outline(y_pred[i][sl])] = (1.0, 0.1, 1.0)
+        ax.imshow(rgb)
+        ax.set_title(f"image {i}: {kind}", fontsize=8)
+    if not chosen:
+        axes[0, 0].text(0.5, 0.5, "no errors", ha="center", va="center")
+    fig.suptitle(title or f"Worst errors at IoU {threshold} (green: truth, magenta: prediction)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None):
+    """A score against the number of training images, one line per initialisation.
+
+    Parameters
+    ----------
+    results : dict
+        ``{name: {"n": [...], "mean": [...], "std": [...] (optional)}}``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    else:
+        fig = ax.figure
+    for name, r in results.items():
+        n, m = np.asarray(r["n"]), np.asarray(r["mean"], dtype=float)
+        s = np.asarray(r.get("std", np.zeros_like(m)), dtype=float)
+        ax.errorbar(n, m, yerr=s, fmt="o-", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images N")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
