@@ -406,6 +406,16 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
     return [root / k for k in keys]
 
 
+def verified_hashes(name: str) -> dict:
+    """``{registry key: sha256}`` of every file of data set ``name``, after :func:`fetch` verified them.
+
+    The provenance panel of each chapter records these: they are the hashes of the
+    bytes the chapter reads (a file whose hash differs is never returned by fetch).
+    """
+    fetch(name, progressbar=False)
+    return {k: sha for k, (sha, _url) in sorted(_registry(name).items())}
+
+
 def _files(name: str) -> dict:
     """``{relative path: local path}`` of a fetched data set."""
     paths = fetch(name, progressbar=True)

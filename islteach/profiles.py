@@ -55,8 +55,8 @@ _CH1_COMMON = {
 }
 CH1 = {
     "quick": {**_CH1_COMMON, "encoder_name": "resnet18", "crop": 128, "batch_size": 8, "n_crops": 2000,
-              "steps": 240, "steps_map2": 240, "steps_sephace": 80, "val_every": 40,
-              "checkpoint_every": 80},
+              "steps": 220, "steps_map2": 100, "steps_sephace": 100, "val_every": 20,
+              "checkpoint_every": 50},
     "colab": {**_CH1_COMMON, "encoder_name": "densenet121", "crop": 256, "batch_size": 16, "n_crops": 4000,
               "steps": 3000, "steps_map2": 1500, "steps_sephace": 1000, "val_every": 250,
               "checkpoint_every": 250},

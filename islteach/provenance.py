@@ -97,7 +97,7 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def env_report(profile: Profile | None = None, files=None) -> dict:
+def env_report(profile: Profile | None = None, files=None, hashes=None) -> dict:
     """A dict describing this run: versions, device, profile, seed, data directory, file hashes.
 
     Parameters
@@ -107,12 +107,15 @@ def env_report(profile: Profile | None = None, files=None) -> dict:
     files : iterable of path-like, optional
         Data files the chapter reads; their sha256 is recorded (keyed by file name
         relative to the data directory when possible).
+    hashes : dict, optional
+        Already verified ``{name: sha256}`` to record as they are (from
+        :func:`islteach.data.verified_hashes`).
     """
     from . import data  # local import: data imports pooch
 
     profile = profile or get_profile()
     ddir = data.data_dir()
-    hashes = {}
+    hashes = dict(hashes or {})
     for f in files or ():
         f = Path(f)
         try:
@@ -148,7 +151,8 @@ def format_report(report: dict) -> str:
     if hashes:
         lines.append(f"data files ({len(hashes)}):")
         for name, digest in list(hashes.items())[:8]:
-            lines.append(f"  {digest[:16]}…  {name}")
+            short = name if len(name) <= 60 else name.split("/")[0] + "/…" + name[-(58 - len(name.split("/")[0])):]
+            lines.append(f"  {digest[:16]}…  {short}")
         if len(hashes) > 8:
             combined = hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()
             lines.append(f"  … and {len(hashes) - 8} more (combined sha256 {combined[:16]}…)")
@@ -167,8 +171,8 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
     chapter : str
         Short chapter name, e.g. ``"01_virtual_staining"``; used for the results file.
     datasets : iterable of str
-        Registry data sets the chapter reads; they are fetched (hash-verified) and
-        every file's sha256 goes into the panel and the results file.
+        Registry data sets the chapter reads; they are fetched (hash-verified, downloaded
+        when missing) and every file's sha256 goes into the panel and the results file.
     files : iterable of path-like, optional
         Data files the chapter reads (hashed into the panel and the results file).
     profile : str, optional
@@ -184,10 +188,10 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
 
     p = get_profile(profile)
     seed_everything(p.seed)
-    all_files = [Path(f) for f in (files or ())]
+    hashes = {}
     for name in datasets:
-        all_files.extend(Path(f) for f in data.fetch(name))
-    report = env_report(p, all_files)
+        hashes.update(data.verified_hashes(name))
+    report = env_report(p, files, hashes)
     _STARTED[chapter] = time.perf_counter()
     _CURRENT[chapter] = report
     print(f"islteach — {chapter}")

@@ -374,10 +374,14 @@ def fit(
 
     bar = None
     if progress and start < steps:
-        from tqdm.auto import tqdm
+        from .provenance import in_colab
 
-        bar = tqdm(total=steps, initial=start, desc="training", unit="step",
-                   file=sys.stdout, mininterval=1.0, dynamic_ncols=True)
+        if in_colab():  # a live notebook widget; elsewhere plain text, which a built book can show
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
+        bar = tqdm(total=steps, initial=start, desc="training", unit="step", file=sys.stdout,
+                   mininterval=1.0 if in_colab() else 10.0, ascii=not in_colab())
     t0 = time.perf_counter()
     model.train()
     step = start

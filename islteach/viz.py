@@ -333,3 +333,84 @@ def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None):
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# --- Chapter 2: ground truth with Cellpose ----------------------------------------------------
+#: Outline colours of label overlays, in the order the label images are given.
+OUTLINE_COLORS = ((0.1, 0.9, 0.1), (1.0, 0.1, 1.0), (0.2, 0.7, 1.0), (1.0, 0.8, 0.1))
+
+
+def outline_overlay(image, labels, colors=OUTLINE_COLORS, limits=None) -> np.ndarray:
+    """An RGB picture of ``image`` (gray, robust contrast) with the outlines of label images.
+
+    Parameters
+    ----------
+    image : (H, W) array
+    labels : (H, W) int array or sequence of them
+        Each label image's object outlines are drawn in the next colour of ``colors``.
+    colors : sequence of RGB triples in [0, 1]
+    limits : (low, high), optional
+        Display range (default :func:`robust_limits`).
+
+    Returns
+    -------
+    ndarray of float, (H, W, 3)
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {img.shape}")
+    if isinstance(labels, np.ndarray) and labels.ndim == 2:
+        labels = [labels]
+    lo, hi = limits if limits is not None else robust_limits(img)
+    rgb = np.repeat(np.clip((img - lo) / (hi - lo), 0, 1)[..., None], 3, axis=2)
+    for k, lab in enumerate(labels):
+        lab = np.asarray(lab)
+        if lab.shape != img.shape:
+            raise ValueError(f"labels[{k}] has shape {lab.shape}, image has {img.shape}")
+        rgb[_outline(lab)] = colors[k % len(colors)]
+    return rgb
+
+
+def outline_grid(panels, ncols: int = 3, size: float = 4.0, suptitle=None, legend=None):
+    """Panels of images with label outlines, e.g. expert vs Cellpose vs classical.
+
+    Parameters
+    ----------
+    panels : sequence of (title, image, labels)
+        ``labels`` is one label image or a list of them (outlined in :data:`OUTLINE_COLORS`
+        order); ``image`` may be an (H, W, 3) RGB picture, shown as is, when ``labels`` is None.
+    ncols : int
+    size : float
+        Inches per panel.
+    suptitle : str, optional
+    legend : sequence of str, optional
+        Names of the outline colours, shown under the figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    panels = list(panels)
+    if not panels:
+        raise ValueError("panels must hold at least one (title, image, labels) triple")
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, image, labels) in zip(axes.ravel(), panels):
+        pic = np.asarray(image) if labels is None else outline_overlay(image, labels)
+        ax.imshow(pic, cmap=None if pic.ndim == 3 else "gray")
+        ax.set_title(title, fontsize=9)
+    head = suptitle or ""
+    if legend:
+        names = {(0.1, 0.9, 0.1): "green", (1.0, 0.1, 1.0): "magenta", (0.2, 0.7, 1.0): "blue",
+                 (1.0, 0.8, 0.1): "yellow"}
+        key = ", ".join(f"{names.get(tuple(c), str(c))}: {n}" for n, c in zip(legend, OUTLINE_COLORS))
+        head = f"{head}\n({key})" if head else f"({key})"
+    if head:
+        fig.suptitle(head, fontsize=10)
+    fig.tight_layout()
+    return fig
