@@ -67,6 +67,7 @@ __all__ = [
     "relabel",
     "error_objects",
     "best_iou_per_object",
+    "score_summary",
     "labels_to_mask",
     "labels_to_distance",
     "save_labels",
@@ -592,8 +593,7 @@ def relabel(labels, *, min_size: int = 0, split_disconnected: bool = False) -> n
     Returns
     -------
     ndarray of int32
-        Labels numbered 1..n in order of first appearance in raster order... of their old
-        value (the order of old labels is kept).
+        Labels numbered 1..n, keeping the order of the old label values.
 
     Examples
     --------
@@ -919,6 +919,37 @@ def best_iou_per_object(y_true, y_pred) -> dict:
     return {"ids": ids, "area": area, "best_iou": best[ids]}
 
 
+def score_summary(m, model: str) -> dict:
+    """The headline figures of a :class:`islteach.metrics.Matching` record, for a results file.
+
+    Parameters
+    ----------
+    m : islteach.metrics.Matching
+        Matching at (at least) the thresholds 0.50:0.05:0.95, e.g. ``matching_dataset(...).summed``.
+    model : str
+        Which model or pipeline made the labels (kept with the numbers).
+
+    Returns
+    -------
+    dict
+        ``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``, ``model``, the F1 curve (``thresholds``,
+        ``f1``) and the error counts at IoU 0.7 (``errors_07``: false positives / negatives,
+        merges, splits, true objects).
+    """
+    at7 = m.at(0.7)
+    return {
+        "f1_05": float(m.at(0.5)["f1"]),
+        "f1_07": float(at7["f1"]),
+        "f1_09": float(m.at(0.9)["f1"]),
+        "mean_ap": float(m.mean_ap),
+        "model": str(model),
+        "thresholds": [float(t) for t in m.thresholds],
+        "f1": [float(v) for v in m.f1],
+        "errors_07": {"false_positives": int(at7["fp"]), "false_negatives": int(at7["fn"]),
+                      "merges": int(m.merges), "splits": int(m.splits), "n_true": int(m.n_true)},
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # conversions
 # ---------------------------------------------------------------------------------------------
@@ -939,7 +970,7 @@ def labels_to_mask(labels, *, separate: bool = False) -> np.ndarray:
     Examples
     --------
     >>> labels_to_mask(np.array([[0, 1, 2, 0]])).tolist()
-    [False, True, True, False]
+    [[False, True, True, False]]
     """
     lab = _check_labels(labels)
     mask = lab > 0

@@ -67,6 +67,7 @@ __all__ = [
     "transfer_curve",
     "transfer_builders",
     "headline",
+    "score_table",
 ]
 
 #: The two recipes of the chapter.
@@ -339,11 +340,14 @@ def isl_two_output(model, hidden: int = 16):
 
 
 def fpn_model(encoder_name: str = "resnet18", encoder_weights=None, in_channels: int = 1,
-              activation: str | None = "sigmoid", strict: bool = False):
+              activation: str | None = "sigmoid", pyramid_channels: int = 256,
+              segmentation_channels: int = 128, strict: bool = False):
     """One single-output feature pyramid network (smp ``FPN``) with a sigmoid, as in FPN2-WS.
 
     Pretrained encoder weights are loaded through :func:`islteach.models.unet` (same cache,
     same offline fallback, printed when it falls back) and copied into the FPN's encoder.
+    ``pyramid_channels`` / ``segmentation_channels`` are smp's decoder widths (256 / 128 by
+    default; smaller for CPU runs).
 
     Returns
     -------
@@ -362,7 +366,8 @@ def fpn_model(encoder_name: str = "resnet18", encoder_weights=None, in_channels:
     from . import models
 
     model = smp.FPN(encoder_name, encoder_weights=None, in_channels=in_channels, classes=1,
-                    activation=activation)
+                    activation=activation, decoder_pyramid_channels=int(pyramid_channels),
+                    decoder_segmentation_channels=int(segmentation_channels))
     init = "random"
     if encoder_weights is not None:
         base = models.unet(encoder_name, encoder_weights=encoder_weights, in_channels=in_channels,
@@ -398,8 +403,8 @@ class FPN2WS(nn.Module):
 
 
 def fpn2ws_model(encoder_name: str = "resnet18", encoder_weights=None, in_channels: int = 1,
-                 strict: bool = False):
-    """The two FPN networks of FPN2-WS in one module (see :class:`FPN2WS`).
+                 pyramid_channels: int = 256, segmentation_channels: int = 128, strict: bool = False):
+    """The two FPN networks of FPN2-WS in one module (see :class:`FPN2WS` and :func:`fpn_model`).
 
     Examples
     --------
@@ -408,8 +413,9 @@ def fpn2ws_model(encoder_name: str = "resnet18", encoder_weights=None, in_channe
     >>> tuple(m(torch.zeros(2, 1, 64, 64)).shape)
     (2, 2, 64, 64)
     """
-    d = fpn_model(encoder_name, encoder_weights, in_channels, strict=strict)
-    b = fpn_model(encoder_name, encoder_weights, in_channels, strict=strict)
+    kw = dict(pyramid_channels=pyramid_channels, segmentation_channels=segmentation_channels, strict=strict)
+    d = fpn_model(encoder_name, encoder_weights, in_channels, **kw)
+    b = fpn_model(encoder_name, encoder_weights, in_channels, **kw)
     model = FPN2WS(d, b)
     model.islteach_init = d.islteach_init
     model.islteach_recipe = "fpn2ws"
@@ -891,3 +897,22 @@ def transfer_builders(encoder_name: str, in_channels: int, isl_state=None, encod
 def headline(scores: dict) -> dict:
     """The four figures chapter 4 reports (``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``), rounded."""
     return {k: round(float(scores[k]), 4) for k in ("f1_05", "f1_07", "f1_09", "mean_ap")}
+
+
+def score_table(rows: dict, columns=("mAP", "F1@0.5", "F1@0.7", "F1@0.9"), digits: int = 3) -> str:
+    """A Markdown table of scores (``rows = {method: {column: value}}``; missing values show as -).
+
+    Examples
+    --------
+    >>> print(score_table({"a": {"mAP": 0.5}}, columns=("mAP", "F1@0.7")))
+    | method | mAP | F1@0.7 |
+    |---|---|---|
+    | a | 0.500 | - |
+    """
+    if not isinstance(rows, dict):
+        raise TypeError(f"rows must be a dict, got {type(rows).__name__}")
+    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, r in rows.items():
+        cells = [f"{r[c]:.{digits}f}" if r.get(c) is not None else "-" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

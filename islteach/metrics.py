@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, fields
-from typing import Iterable, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -90,15 +89,17 @@ THRESHOLDS: tuple[float, ...] = iou_thresholds(0.5, 0.95, 0.05)
 # ---------------------------------------------------------------------------------------------
 # validation
 # ---------------------------------------------------------------------------------------------
-def check_labels(labels, name: str = "labels") -> np.ndarray:
+def check_labels(labels, name: str = "labels", ndims=(2, 3)) -> np.ndarray:
     """Return ``labels`` as an ndarray, or raise if it is not a non-negative integer label image.
 
     Parameters
     ----------
-    labels : array_like
+    labels : array_like, 2-D or 3-D
         Instance labels: 0 is background, each positive integer one object.
     name : str
         The argument's name, used in the error message.
+    ndims : tuple of int or None
+        Allowed numbers of dimensions (None: any).
 
     Returns
     -------
@@ -109,7 +110,7 @@ def check_labels(labels, name: str = "labels") -> np.ndarray:
     ------
     ValueError
         If the array is not integer-typed (bool and float are refused: label a binary mask with
-        ``skimage.measure.label`` first) or contains negative values.
+        ``skimage.measure.label`` first), contains negative values, or is not 2-D or 3-D.
 
     Examples
     --------
@@ -121,17 +122,19 @@ def check_labels(labels, name: str = "labels") -> np.ndarray:
     ...
     ValueError: y_pred must be a non-negative integer label array, got dtype float64
     """
-    return _labels_and_max(labels, name)[0]
+    return _labels_and_max(labels, name, ndims)[0]
 
 
-def _labels_and_max(labels, name: str):
+def _labels_and_max(labels, name: str, ndims=(2, 3)):
     """Validate a label array and return it with its largest label (one pass over the pixels)."""
     arr = np.asarray(labels)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         hint = " (label a binary mask first, e.g. skimage.measure.label(mask))" if arr.dtype == bool else ""
         raise ValueError(f"{name} must be a non-negative integer label array, got dtype {arr.dtype}{hint}")
+    if ndims is not None and arr.ndim not in ndims:
+        raise ValueError(f"{name} must be a 2-D label image (or a 3-D label volume), got shape {arr.shape}")
     if arr.ndim == 0:
-        raise ValueError(f"{name} must be a label image with at least one axis, got a scalar")
+        raise ValueError(f"{name} must be a label array, got a scalar")
     if arr.size == 0:
         return arr, 0
     if np.issubdtype(arr.dtype, np.signedinteger):
@@ -164,12 +167,19 @@ def _check_thresholds(thresholds) -> tuple[float, ...]:
     return ths
 
 
+def _check_ndim(arr: np.ndarray, name: str) -> None:
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name} must be a 2-D image (or a 3-D stack), got shape {arr.shape}")
+
+
 def _check_binary(x, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype == bool:
+        _check_ndim(arr, name)
         return arr
     if np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr):
         if arr.size == 0 or np.all((arr == 0) | (arr == 1)):
+            _check_ndim(arr, name)
             return arr.astype(bool)
     raise ValueError(
         f"{name} must be a binary mask (bool or only 0/1 values), got dtype {arr.dtype}"
@@ -180,19 +190,23 @@ def _check_binary(x, name: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # pixel level
 # ---------------------------------------------------------------------------------------------
-def pcc(x, y) -> float:
+def pcc(x, y, mask=None) -> float:
     """Pearson correlation coefficient between two images (chapter 1's metric, per image).
 
     Parameters
     ----------
     x, y : array_like
-        Real-valued arrays of the same shape (e.g. predicted and real fluorescence).
+        Real-valued, finite images of the same shape (2-D, or a 3-D stack scored as one),
+        e.g. predicted and real fluorescence.
+    mask : array_like of bool, optional
+        Score only these pixels (same shape as ``x``).
 
     Returns
     -------
     float
-        The correlation of all pixels, in [-1, 1]; ``nan`` when either image is constant
-        (the correlation is undefined then).
+        The correlation of all (masked) pixels, in [-1, 1]. When either image is constant the
+        correlation is undefined; we return 0.0 (a constant prediction carries no information
+        about the target), so a collapsed model scores 0 instead of spreading NaN.
 
     Examples
     --------
@@ -205,18 +219,29 @@ def pcc(x, y) -> float:
     b = np.asarray(y)
     for arr, name in ((a, "x"), (b, "y")):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-            raise ValueError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
+            raise ValueError(f"{name} must be a real-valued image, got dtype {arr.dtype}")
+        _check_ndim(arr, name)
     if a.shape != b.shape:
         raise ValueError(f"x and y must have the same shape, got {a.shape} and {b.shape}")
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    for arr, name in ((a, "x"), (b, "y")):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must not contain NaN or infinite values")
+    if mask is not None:
+        m = _check_binary(mask, "mask")
+        if m.shape != a.shape:
+            raise ValueError(f"mask must have the shape of x {a.shape}, got {m.shape}")
+        a, b = a[m], b[m]
+    a = a.ravel()
+    b = b.ravel()
     if a.size < 2:
-        raise ValueError(f"x and y need at least 2 pixels, got {a.size}")
-    a = a.astype(np.float64).ravel()
-    b = b.astype(np.float64).ravel()
+        raise ValueError(f"x and y need at least 2 (masked) pixels, got {a.size}")
     a = a - a.mean()
     b = b - b.mean()
     den = math.sqrt(float(a @ a) * float(b @ b))
     if den == 0.0:
-        return float("nan")
+        return 0.0
     return float(np.clip((a @ b) / den, -1.0, 1.0))
 
 
@@ -433,8 +458,8 @@ def _overlap_pairs(y_true: np.ndarray, y_pred: np.ndarray, nt: int | None = None
     k = npr + 1
     size = (nt + 1) * k
     if size >= 2**62:  # astronomically large label values: compress them to 0..n first (0 stays 0)
-        ut, it = np.unique(np.concatenate([[0], y_true.ravel()]), return_inverse=True)
-        up, ip = np.unique(np.concatenate([[0], y_pred.ravel()]), return_inverse=True)
+        ut, it = np.unique(np.concatenate([np.zeros(1, y_true.dtype), y_true.ravel()]), return_inverse=True)
+        up, ip = np.unique(np.concatenate([np.zeros(1, y_pred.dtype), y_pred.ravel()]), return_inverse=True)
         rows, cols, n = _overlap_pairs(it[1:].reshape(y_true.shape), ip[1:].reshape(y_pred.shape))
         return ut[rows], up[cols], n
     # pair index true * k + pred in the narrowest integer type that holds it (less memory traffic)

@@ -55,7 +55,7 @@ def relabel_sequential(labels) -> np.ndarray:
     array([[0, 2, 2],
            [3, 0, 1]], dtype=int32)
     """
-    lab = check_labels(labels, "labels")
+    lab = check_labels(labels, "labels", ndims=None)
     if lab.size == 0:
         return lab.astype(np.int32)
     top = int(lab.max())
@@ -91,7 +91,7 @@ def remove_small_objects(labels, min_size: int) -> np.ndarray:
     array([[1, 1, 1, 0, 0],
            [1, 1, 0, 0, 0]], dtype=int32)
     """
-    lab = relabel_sequential(labels)
+    lab = relabel_sequential(check_labels(labels, "labels"))
     if min_size < 0:
         raise ValueError(f"min_size must be >= 0, got {min_size!r}")
     if min_size <= 1 or lab.size == 0:
@@ -104,19 +104,20 @@ def remove_small_objects(labels, min_size: int) -> np.ndarray:
     return lut[lab]
 
 
-def _check_float_image(x, name: str, ndim: int | None = 2) -> np.ndarray:
+def _check_float_image(x, name: str, ndim=2) -> np.ndarray:
     arr = np.asarray(x)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
         raise ValueError(f"{name} must be a real-valued image, got dtype {arr.dtype}")
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if arr.ndim not in ndims:
+        raise ValueError(f"{name} must be {' or '.join(f'{d}-D' for d in ndims)}, got shape {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must not contain NaN or infinite values")
     return arr
 
 
-def _check_mask(x, name: str, shape) -> np.ndarray:
+def _check_mask(x, name: str, shape, like: str = "distance") -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype != bool:
         if np.issubdtype(arr.dtype, np.number) and np.all((arr == 0) | (arr == 1)):
@@ -125,7 +126,7 @@ def _check_mask(x, name: str, shape) -> np.ndarray:
             raise ValueError(f"{name} must be a boolean mask (or 0/1 values), got dtype {arr.dtype}; "
                              "threshold probabilities first (e.g. prob > 0.5)")
     if arr.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+        raise ValueError(f"{name} must have the shape of {like} {tuple(shape)}, got {arr.shape}")
     return arr
 
 
@@ -165,9 +166,11 @@ def distance_map(labels, mode: str = "bonte") -> np.ndarray:
     if mode not in ("bonte", "normalized"):
         raise ValueError(f"mode must be 'bonte' or 'normalized', got {mode!r}")
     lab = check_labels(labels, "labels")
-    if lab.size and int(lab.max()) > 4 * lab.size + 1024:
-        lab = relabel_sequential(lab)
     out = np.zeros(lab.shape, np.float32)
+    if lab.size == 0:
+        return out
+    if int(lab.max()) > 4 * lab.size + 1024:
+        lab = relabel_sequential(lab)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
             continue
@@ -241,17 +244,19 @@ def hmax(f, h: float) -> np.ndarray:
 
     Examples
     --------
-    >>> f = np.array([0, 3, 1, 5, 0], float)  # two peaks, 3 and 5, saddle 1
+    >>> f = np.array([[0, 3, 1, 5, 0]], float)  # two peaks, 3 and 5, saddle 1
     >>> hmax(f, 1).tolist()  # both peaks (height 2 above the saddle) survive, lowered by 1
-    [0.0, 2.0, 1.0, 4.0, 0.0]
+    [[0.0, 2.0, 1.0, 4.0, 0.0]]
     >>> hmax(f, 3).tolist()  # the small peak is gone
-    [0.0, 1.0, 1.0, 2.0, 0.0]
+    [[0.0, 1.0, 1.0, 2.0, 0.0]]
     """
     from skimage.morphology import reconstruction
 
     if not h >= 0:
         raise ValueError(f"h must be >= 0, got {h!r}")
-    f = _check_float_image(f, "f", ndim=None)
+    f = _check_float_image(f, "f", ndim=(2, 3))
+    if f.size == 0:
+        return f.copy()
     return reconstruction(f - h, f, method="dilation")
 
 

@@ -133,7 +133,8 @@ CH3 = {
 # --- Chapter 4: distance maps ----------------------------------------------
 # scale: inputs and labels are resized by this factor for training and prediction (maps are
 # resized back to full size before the watershed). encoder_depth / decoder_channels: a lighter
-# smp U-Net for CPU runs (None = smp's default decoder). alpha: "auto" = Bonte et al.'s rule
+# smp U-Net for CPU runs (None = smp's default decoder); fpn_channels: FPN decoder widths
+# (pyramid, segmentation). alpha: "auto" = Bonte et al.'s rule
 # (initial ratio MSE / BCE measured on our targets) instead of their number, 2000.
 # transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
 _CH4_COMMON = {
@@ -149,27 +150,55 @@ _CH4_COMMON = {
 }
 CH4 = {
     "quick": dict(_CH4_COMMON, scale=0.5, encoder_weights=None, encoder_depth=4,
-                  decoder_channels=[128, 64, 32, 16], n_crops=20, bonte_steps=300, fpn_steps=300,
+                  decoder_channels=[128, 64, 32, 16], fpn_channels=[64, 32], n_crops=20,
+                  bonte_steps=300, fpn_steps=300,
                   freeze_steps=30, val_images=20,
                   transfer_size=128, transfer_n=[1, 8], transfer_test=6, transfer_pretext_steps=150,
                   transfer_steps=100, transfer_seeds=[0]),
     "colab": dict(_CH4_COMMON, scale=1.0, encoder_weights="imagenet", encoder_depth=5,
-                  decoder_channels=None, n_crops=40, bonte_steps=4000, fpn_steps=4000,
+                  decoder_channels=None, fpn_channels=[256, 128], n_crops=40,
+                  bonte_steps=4000, fpn_steps=4000,
                   freeze_steps=320, val_images=50,
                   transfer_size=256, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=1500, transfer_steps=800, transfer_seeds=[0, 1]),
     "paper": dict(_CH4_COMMON, scale=1.0, encoder_name="densenet121", encoder_weights="imagenet",
-                  encoder_depth=5, decoder_channels=None, crop_size=256, n_crops=175,
+                  encoder_depth=5, decoder_channels=None, fpn_channels=[256, 128], crop_size=256,
+                  n_crops=175,
                   bonte_steps=20000, fpn_steps=20000, freeze_steps=1600, val_images=50,
                   transfer_size=512, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=10000, transfer_steps=10000, transfer_seeds=[0, 1, 2]),
 }
 
 # --- Chapter 5: shape priors -----------------------------------------------
+# DSB 2018 fluorescence (100 images of 256x256): the last ``dsb_test_images`` (sorted ids) are
+# the test set, the others are cut into ``patch`` patches with ``train_stride`` for training.
+# ``steps`` optimisation steps per model (the paper: 50 epochs, SGD Nesterov, one cycle to
+# ``lr_max`` 1e-2). ``shape_init="radial"`` starts the canonical shape as a blob at the origin.
+# BBBC039: the first ``bbbc039_train``/``bbbc039_test`` images of the train/test splits, resized by
+# ``bbbc039_scale`` (its nuclei are about twice as wide as DSB's) and cut into patches.
+# Fully supervised reference: chapter 4's Bonte U-Net (``reference_encoder``, h-maxima ``reference_h``).
 CH5 = {
-    "quick": {},
-    "colab": {},
-    "paper": {},
+    "quick": {
+        "backbone": "tiny", "encoder_weights": None, "patch": 128, "train_stride": 128,
+        "dsb_test_images": 20, "steps": 300, "batch_size": 8, "optimizer": "sgd", "lr_max": 0.1,
+        "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
+        "bbbc039_scale": 0.5, "bbbc039_train": 12, "bbbc039_test": 6, "bbbc039_steps": 200,
+        "reference_steps": 150, "reference_encoder": "resnet18", "reference_h": 1.0,
+    },
+    "colab": {
+        "backbone": "resnet50", "encoder_weights": "imagenet", "patch": 128, "train_stride": 64,
+        "dsb_test_images": 20, "steps": 4000, "batch_size": 16, "optimizer": "sgd", "lr_max": 1e-2,
+        "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
+        "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 3000,
+        "reference_steps": 2000, "reference_encoder": "resnet34", "reference_h": 1.0,
+    },
+    "paper": {
+        "backbone": "resnet50", "encoder_weights": "imagenet", "patch": 128, "train_stride": 64,
+        "dsb_test_images": 20, "steps": 20000, "batch_size": 16, "optimizer": "sgd", "lr_max": 1e-2,
+        "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
+        "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 20000,
+        "reference_steps": 10000, "reference_encoder": "resnet34", "reference_h": 1.0,
+    },
 }
 
 _SECTIONS = {"ch1": CH1, "ch2": CH2, "ch3": CH3, "ch4": CH4, "ch5": CH5}

@@ -414,3 +414,84 @@ def outline_grid(panels, ncols: int = 3, size: float = 4.0, suptitle=None, legen
         fig.suptitle(head, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- Chapter 5: shape priors ----------------------------------------------------------------
+def plot_canonical_shapes(samples, extent: float = 2.0, suptitle=None, size: float = 2.2):
+    """The canonical shape ``p(s)`` sampled at several resolutions, one row per model.
+
+    Parameters
+    ----------
+    samples : dict
+        ``{row title: {resolution: (r, r) array of p(s)}}``, e.g. from
+        :func:`islteach.shape_prior.canonical_shape` at 8, 16, 32 and 128 pixels.
+    extent : float
+        The arrays cover ``[-extent, extent]^2`` in canonical coordinates (for the axes).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(samples, dict) or not samples:
+        raise ValueError("samples must be a non-empty dict {title: {resolution: array}}")
+    rows = list(samples.items())
+    ncols = max(len(r) for _, r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols, size * len(rows) + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (title, by_res) in enumerate(rows):
+        for j, (res, arr) in enumerate(sorted(by_res.items())):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(arr), cmap="magma", vmin=0, vmax=1, extent=(-extent, extent, extent, -extent),
+                      interpolation="nearest")
+            ax.set_title(f"{title}\n{res}x{res} px" if j == 0 else f"{res}x{res} px", fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_ellipses(ax, ellipses, color=(1.0, 0.8, 0.1), linewidth: float = 1.0, alpha=None):
+    """Draw ellipses ``(x_center, y_center, width, height, angle_deg)`` (K, 5) on a matplotlib axis.
+
+    ``alpha`` (K,) optional per-ellipse opacity, e.g. the presence probabilities.
+    """
+    from matplotlib.patches import Ellipse
+
+    ell = np.asarray(ellipses, dtype=float).reshape(-1, 5)
+    alphas = np.ones(len(ell)) if alpha is None else np.clip(np.asarray(alpha, float).ravel(), 0, 1)
+    if alphas.shape != (len(ell),):
+        raise ValueError(f"alpha must have one value per ellipse ({len(ell)}), got {alphas.shape}")
+    for (cx, cy, w, h, ang), a in zip(ell, alphas):
+        ax.add_patch(Ellipse((cx, cy), w, h, angle=ang, fill=False, edgecolor=color, linewidth=linewidth, alpha=a))
+    return ax
+
+
+def plot_shape_prior_curves(histories, title=None):
+    """Training curves of shape-prior models: loss terms and squared count error vs step.
+
+    ``histories`` is ``{name: dict}`` with the lists ``step``, ``bce``, ``dice``, ``count`` of
+    :func:`islteach.shape_prior.train_shape_prior`.
+    """
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        raise ValueError("histories must be a non-empty dict {name: history}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for k, (name, h) in enumerate(histories.items()):
+        c = f"C{k}"
+        axes[0].plot(h["step"], np.add(h["bce"], h["dice"]), color=c, label=f"{name}: BCE + Dice")
+        axes[1].plot(h["step"], h["count"], color=c, label=name)
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("segmentation loss")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel(r"$(\sum_i p(z_i) - K)^2$ (mean per patch)")
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

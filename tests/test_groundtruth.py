@@ -230,6 +230,25 @@ def test_error_objects_name_the_merge_the_split_and_the_false_detection():
     assert after.f1[0] > before.f1[0]
 
 
+def test_best_iou_per_object_shows_small_nuclei_lose_more_iou_for_a_one_pixel_error():
+    lab = np.zeros((60, 120), np.int32)
+    lab[disc(lab.shape, (30, 20), 4)] = 1
+    lab[disc(lab.shape, (30, 80), 20)] = 2
+    shrunk = np.zeros_like(lab)
+    shrunk[disc(lab.shape, (30, 20), 3)] = 1
+    shrunk[disc(lab.shape, (30, 80), 19)] = 2
+    o = gt.best_iou_per_object(lab, shrunk)
+    assert o["ids"].tolist() == [1, 2] and o["area"][0] < o["area"][1]
+    assert o["best_iou"][0] < 0.7 < 0.85 < o["best_iou"][1] < 1
+
+
+def test_score_summary_holds_the_results_file_fields():
+    truth = two_touching_discs()
+    s = gt.score_summary(matching(truth, truth), "expert")
+    assert {"f1_05", "f1_07", "f1_09", "mean_ap", "model"} <= set(s)
+    assert s["f1_09"] == 1.0 and s["model"] == "expert" and s["errors_07"]["n_true"] == 2
+
+
 # ----------------------------------------------------------------------------- conversions
 def test_labels_to_mask_and_separating_touching_objects():
     lab = two_touching_discs()

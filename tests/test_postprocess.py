@@ -220,7 +220,7 @@ def test_postprocess_inputs_are_validated_naming_the_argument():
         distance_map(np.zeros((4, 4), int), mode="zaki")
     with pytest.raises(ValueError, match="mask must be a boolean mask"):
         hmax_watershed(np.zeros((4, 4)), np.full((4, 4), 0.7), h=1)
-    with pytest.raises(ValueError, match=r"mask must have shape \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"mask must have the shape of distance \(4, 4\)"):
         hmax_watershed(np.zeros((4, 4)), np.zeros((4, 5), bool), h=1)
     with pytest.raises(ValueError, match="border must have the shape"):
         seeded_watershed(np.zeros((4, 4)), np.zeros((5, 4)))

@@ -68,12 +68,12 @@ def test_isl_split_keeps_the_test_quadrant_and_validation_block_out_of_training(
 
 def test_train_virtual_staining_records_validation_pcc_on_a_synthetic_pair():
     rng = np.random.default_rng(0)
-    x = rng.random((2, 96, 96)).astype(np.float32)
+    x = rng.random((2, 48, 48)).astype(np.float32)
     y = x[:1] * 0.5
-    mask = np.ones((96, 96), bool)
+    mask = np.ones((48, 48), bool)
     model, h = pretext.train_virtual_staining(
-        x, y, mask, encoder_name="resnet18", encoder_weights=None, steps=2, crop=64, batch_size=2,
-        lr=1e-3, n_crops=8, val=(x[:, :64, :64], y[:, :64, :64]), val_every=1, progress=False)
+        x, y, mask, encoder_name="resnet18", encoder_weights=None, steps=2, crop=32, batch_size=2,
+        lr=1e-3, n_crops=4, val=(x[:, :32, :32], y[:, :32, :32]), val_every=1, progress=False)
     assert h.val_step == [1, 2] and all(-1 <= v <= 1 for v in h.val)
     assert model.islteach_init == "random"
 
