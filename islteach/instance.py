@@ -622,12 +622,22 @@ def fpn2ws_instances(maps, threshold: float = 0.6, *, min_size: int = 0, **kwarg
     return seeded_watershed(m[0], m[1], threshold=threshold, min_size=min_size, **kwargs).astype(np.int32)
 
 
-def to_instances(maps, recipe: str, parameter: float, **kwargs) -> np.ndarray:
-    """:func:`bonte_instances` (parameter = h) or :func:`fpn2ws_instances` (parameter = threshold)."""
+def to_instances(maps, recipe: str, parameter, **kwargs) -> np.ndarray:
+    """:func:`bonte_instances` (parameter = h) or :func:`fpn2ws_instances`.
+
+    For FPN2-WS ``parameter`` is the seed threshold, or a pair ``(threshold, mask_threshold)``:
+    the foreground is then ``distance > mask_threshold``. A sigmoid trained with MSE
+    approaches 0 slowly, so after short training the background is not exactly 0 and the
+    foreground threshold matters as much as the seed threshold.
+    """
     _check_recipe(recipe)
     if recipe == "bonte":
-        return bonte_instances(maps, parameter, **kwargs)
-    return fpn2ws_instances(maps, parameter, **kwargs)
+        return bonte_instances(maps, float(parameter), **kwargs)
+    if isinstance(parameter, (tuple, list)):
+        if len(parameter) != 2:
+            raise ValueError(f"parameter must be a threshold or a (threshold, mask_threshold) pair, got {parameter!r}")
+        return fpn2ws_instances(maps, float(parameter[0]), mask_threshold=float(parameter[1]), **kwargs)
+    return fpn2ws_instances(maps, float(parameter), **kwargs)
 
 
 def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float = 0.7, **kwargs):
@@ -640,8 +650,9 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
     labels_list : sequence of (H, W) int arrays
         Their true labels.
     recipe : {"bonte", "fpn2ws"}
-    values : sequence of float
-        Candidate parameters.
+    values : sequence
+        Candidate parameters: floats (h, or the FPN2-WS seed threshold) or, for FPN2-WS,
+        ``(threshold, mask_threshold)`` pairs (see :func:`to_instances`).
     iou : float
         IoU threshold of the F1 score used to choose.
     **kwargs
@@ -649,7 +660,7 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
 
     Returns
     -------
-    best : float
+    best : float or tuple
     scores : dict
         ``{value: F1}`` over the validation images (objects pooled).
     """
@@ -657,14 +668,16 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
 
     if len(maps_list) != len(labels_list) or len(maps_list) == 0:
         raise ValueError("maps_list and labels_list must be non-empty and of the same length")
-    values = [float(v) for v in values]
+    values = [tuple(float(u) for u in v) if isinstance(v, (tuple, list)) else float(v) for v in values]
     if not values:
         raise ValueError("values must not be empty")
     scores = {}
     for v in values:
         preds = [to_instances(m, recipe, v, **kwargs) for m in maps_list]
         scores[v] = float(matching_dataset(list(labels_list), preds, thresholds=(iou,)).summed.f1[0])
-    best = max(values, key=lambda v: (scores[v], -abs(v - values[len(values) // 2])))
+    order = {v: i for i, v in enumerate(values)}
+    mid = len(values) // 2  # ties: prefer the candidate nearest the middle of the list
+    best = max(values, key=lambda v: (scores[v], -abs(order[v] - mid)))
     return best, scores
 
 

@@ -373,8 +373,9 @@ def train_isl_model(target: str = "dapi", planes=None, profile=None, steps=None,
     a = isl_arrays(planes, target)
     ckdir = None
     if checkpoint:
-        tag = f"isl_{target}_{r.encoder_name}_z{'-'.join(map(str, planes))}_s{steps}"
-        ckdir = checkpoint_dir_for(tag)
+        tag = (f"isl_{target}_{r.encoder_name}_z{'-'.join(map(str, planes))}_s{steps}"
+               f"_c{r.crop}_b{r.batch_size}_lr{r.lr:g}_seed{p.seed}")
+        ckdir = checkpoint_dir_for(tag, profile=p.name)
     t0 = time.perf_counter()
     vy, vx = a["val_region"]
     model, history = train_virtual_staining(

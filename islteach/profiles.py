@@ -73,8 +73,8 @@ CH1 = {
 # `isl_diameter`: nucleus diameter (px) passed to Cellpose on the ISL DAPI field.
 # `classical`: settings of islteach.groundtruth.classical_labels (chosen on the training split).
 CH2 = {
-    "quick": {"train_images": 40, "n_epochs": 100, "nimg_per_epoch": 4, "batch_size": 4,
-              "bsize": 96, "diam_mean": 12.0, "learning_rate": 0.005, "test_images": 12,
+    "quick": {"train_images": 8, "n_epochs": 6, "nimg_per_epoch": 4, "batch_size": 4,
+              "bsize": 96, "diam_mean": 12.0, "learning_rate": 0.005, "test_images": 3,
               "isl_diameter": 22.0, "classical": {"sigma": 1.0, "h": 1.0}},
     "colab": {"train_images": 100, "n_epochs": 300, "nimg_per_epoch": 16, "batch_size": 8,
               "bsize": 224, "diam_mean": 17.0, "learning_rate": 0.005, "test_images": None,
@@ -145,28 +145,30 @@ _CH4_COMMON = {
     "alpha": "auto",
     "h_values": [0.5, 1.0, 1.5, 2.0, 3.0],
     "thresholds": [0.4, 0.5, 0.6, 0.7],
+    "mask_thresholds": [0.05, 0.1, 0.2],
     "min_size": 16,
     "test_images": 50,
 }
 CH4 = {
     "quick": dict(_CH4_COMMON, scale=0.5, encoder_weights=None, encoder_depth=4,
-                  decoder_channels=[128, 64, 32, 16], fpn_channels=[64, 32], n_crops=20,
-                  bonte_steps=300, fpn_steps=300,
-                  freeze_steps=30, val_images=20,
-                  transfer_size=128, transfer_n=[1, 8], transfer_test=6, transfer_pretext_steps=150,
-                  transfer_steps=100, transfer_seeds=[0]),
+                  decoder_channels=[64, 32, 16, 8], fpn_channels=[64, 32], n_crops=20,
+                  bonte_steps=250, fpn_steps=150, freeze_steps=15, val_images=12,
+                  transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=60,
+                  transfer_steps=40, transfer_batch=4, transfer_seeds=[0]),
     "colab": dict(_CH4_COMMON, scale=1.0, encoder_weights="imagenet", encoder_depth=5,
                   decoder_channels=None, fpn_channels=[256, 128], n_crops=40,
                   bonte_steps=4000, fpn_steps=4000,
                   freeze_steps=320, val_images=50,
                   transfer_size=256, transfer_n=[1, 10, 50, 80], transfer_test=17,
-                  transfer_pretext_steps=1500, transfer_steps=800, transfer_seeds=[0, 1]),
+                  transfer_pretext_steps=1500, transfer_steps=800, transfer_batch=8,
+                  transfer_seeds=[0, 1]),
     "paper": dict(_CH4_COMMON, scale=1.0, encoder_name="densenet121", encoder_weights="imagenet",
                   encoder_depth=5, decoder_channels=None, fpn_channels=[256, 128], crop_size=256,
                   n_crops=175,
                   bonte_steps=20000, fpn_steps=20000, freeze_steps=1600, val_images=50,
                   transfer_size=512, transfer_n=[1, 10, 50, 80], transfer_test=17,
-                  transfer_pretext_steps=10000, transfer_steps=10000, transfer_seeds=[0, 1, 2]),
+                  transfer_pretext_steps=10000, transfer_steps=10000, transfer_batch=8,
+                  transfer_seeds=[0, 1, 2]),
 }
 
 # --- Chapter 5: shape priors -----------------------------------------------

@@ -56,6 +56,7 @@ __all__ = [
     "instance_ellipses",
     "canonical_shape",
     "canonical_radius",
+    "canonical_shape_stats",
     "merge_overlapping",
     "evaluate_instances",
     "F1_THRESHOLDS",
@@ -545,7 +546,8 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
     masks : ndarray (M, H, W)
         Binary masks -- the only pixel supervision.
     counts : ndarray (M,), optional
-        Number of nuclei per patch; needed when ``alpha > 0``.
+        Number of nuclei per patch; needed when ``alpha > 0``. With ``alpha = 0`` they are only
+        logged (the squared count error in the history), never used in the loss.
     steps, batch_size, lr_max, alpha, weight_decay, seed
     grid_size : int, optional
         Instance grid resolution in training (default ``H // 4``).
@@ -723,6 +725,18 @@ def canonical_radius(shape: nn.Module, size: int = 256, extent: float = 2.0) -> 
     p = canonical_shape(shape, size, extent)
     area = (p >= 0.5).sum() * (2.0 * extent / size) ** 2
     return float(math.sqrt(area / math.pi))
+
+
+def canonical_shape_stats(shape: nn.Module, size: int = 256, extent: float = 2.0) -> dict:
+    """How round the learned shape is: ``radius`` (:func:`canonical_radius`) and ``axis_ratio``
+    (long / short axis of the ``p(s) >= 0.5`` region from its second moments; 1 for a disc)."""
+    inside = canonical_shape(shape, size, extent) >= 0.5
+    yy, xx = np.nonzero(inside)
+    if yy.size < 3:
+        return {"radius": 0.0, "axis_ratio": float("nan")}
+    ev = np.sort(np.linalg.eigvalsh(np.cov(np.stack([xx, yy]).astype(float))))
+    radius = float(math.sqrt(inside.sum() * (2.0 * extent / size) ** 2 / math.pi))
+    return {"radius": radius, "axis_ratio": float(math.sqrt(ev[1] / max(ev[0], 1e-12)))}
 
 
 def instance_ellipses(L: np.ndarray, t: np.ndarray, image_size: int, radius: float = 1.0) -> np.ndarray:

@@ -182,13 +182,13 @@ def load_checkpoint(checkpoint_dir) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def checkpoint_dir_for(name: str, use_drive: bool = True) -> Path:
+def checkpoint_dir_for(name: str, use_drive: bool = True, profile: str | None = None) -> Path:
     """Where :func:`fit` should keep the checkpoints of run ``name``.
 
     In Google Colab with Google Drive mounted at ``/content/drive`` (or mountable:
     this asks for permission once) and ``use_drive``, checkpoints go to
     ``MyDrive/islteach/checkpoints/<profile>/<name>`` so that they survive a
-    disconnected runtime. Otherwise ``results_dir()/"checkpoints"/<name>``.
+    disconnected runtime. Otherwise ``results_dir(profile)/"checkpoints"/<name>``.
     """
     from .provenance import in_colab, results_dir
 
@@ -200,12 +200,12 @@ def checkpoint_dir_for(name: str, use_drive: bool = True) -> Path:
 
                 gdrive.mount(str(drive))
             if (drive / "MyDrive").exists():
-                out = drive / "MyDrive" / "islteach" / "checkpoints" / results_dir().name / name
+                out = drive / "MyDrive" / "islteach" / "checkpoints" / results_dir(profile).name / name
                 out.mkdir(parents=True, exist_ok=True)
                 return out
         except Exception as e:  # pragma: no cover - Colab only
             print(f"Google Drive not available ({type(e).__name__}: {e}); checkpoints stay local.")
-    out = results_dir() / "checkpoints" / name
+    out = results_dir(profile) / "checkpoints" / name
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -149,6 +149,16 @@ def test_true_maps_give_back_the_true_instances_with_both_recipes():
     assert matching(lab, I.fpn2ws_instances(z, 0.6, min_size=0)).at(0.9)["tp"] == 2
 
 
+def test_fpn2ws_foreground_threshold_keeps_a_noisy_background_out_of_the_nuclei():
+    lab = _two_touching_squares()
+    z = I.fpn2ws_targets(lab)
+    z[0] = np.maximum(z[0], 0.05)  # a sigmoid output that never quite reaches 0
+    grown = I.to_instances(z, "fpn2ws", (0.6, 0.02), min_size=0)
+    trimmed = I.to_instances(z, "fpn2ws", (0.6, 0.1), min_size=0)
+    assert (grown > 0).all()
+    assert matching(lab, trimmed).at(0.8)["tp"] == 2
+
+
 def test_choose_parameter_prefers_the_h_that_separates_touching_objects():
     lab = _two_touching_squares()
     b = I.bonte_targets(lab)
@@ -204,9 +214,10 @@ def test_fpn2ws_recipe_overfits_a_synthetic_field_and_recovers_its_cells(cells_f
     x, lab = cells_field
     torch.manual_seed(0)
     ds = I.instance_dataset([x], [lab], "fpn2ws", crop_size=96, n_crops=1)
-    m = I.fpn2ws_model("resnet18", None, in_channels=1)
-    I.train_fpn2ws(m, ds, steps=120, batch_size=2, lr=3e-3, progress=False)
+    m = I.fpn2ws_model("resnet18", None, in_channels=1, pyramid_channels=64, segmentation_channels=32)
+    I.train_fpn2ws(m, ds, steps=100, batch_size=2, lr=3e-3, progress=False)
     maps = I.predict_maps(m, x)
-    best, _ = I.choose_parameter([maps], [lab], "fpn2ws", [0.4, 0.5, 0.6], iou=0.5, min_size=8)
-    pred = I.fpn2ws_instances(maps, best, min_size=8)
+    pairs = [(t, f) for t in (0.4, 0.5, 0.6) for f in (0.05, 0.1, 0.2)]
+    best, _ = I.choose_parameter([maps], [lab], "fpn2ws", pairs, iou=0.5, min_size=8)
+    pred = I.to_instances(maps, "fpn2ws", best, min_size=8)
     assert matching(lab, pred).at(0.5)["f1"] >= 0.8

@@ -90,7 +90,8 @@ def test_render_mask_matches_the_direct_max_over_instances_in_value_and_gradient
     for a, b in zip(grads_fast, grads_direct):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # the lookup-table search picks the same instance except at near-ties
-    looked_up = sp.render_mask(shape, L, t, pz, 16, search="lookup")
+    looked_up = sp.render_mask(shape, L, t, pz, 16, search="lookup").detach()
+    direct = direct.detach()
     assert float((looked_up - direct).abs().max()) < 0.02
     assert float((looked_up - direct).abs().mean()) < 1e-3
 
@@ -116,6 +117,16 @@ def test_encoder_gives_128_instances_with_lower_triangular_positive_diagonal_tra
     assert bool((L[..., 0, 0] > 0).all()) and bool((L[..., 1, 1] > 0).all())
     torch.testing.assert_close(-(torch.linalg.solve(L, t.unsqueeze(-1))).squeeze(-1), c, rtol=1e-4, atol=1e-4)
     assert bool(((out["presence"] > 0) & (out["presence"] < 1)).all())
+
+
+def test_encoder_falls_back_to_random_init_and_says_so_when_imagenet_weights_are_unavailable(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("islteach.models.weights_available", lambda *a, **k: False)
+    enc = sp.AffineEncoder(backbone="resnet18", encoder_weights="imagenet")
+    assert enc.init == "random"
+    assert "RANDOM" in capsys.readouterr().out
+    out = enc(torch.randn(1, 1, 128, 128))  # last stage dilated: still an 8 x 8 grid
+    assert out["L"].shape == (1, 128, 2, 2)
 
 
 # --------------------------------------------------------------------------- loss
@@ -211,6 +222,15 @@ def test_cut_patches_and_count_instances_give_the_paper_supervision():
 
 
 # --------------------------------------------------------------------------- training
+def test_training_refuses_a_count_loss_without_counts():
+    model = sp.ShapePriorModel(backbone="tiny", encoder_weights=None)
+    x = np.zeros((2, 64, 64), np.float32)
+    with pytest.raises(ValueError, match="counts"):
+        sp.train_shape_prior(model, x, x > 0, None, steps=1, alpha=0.01)
+    with pytest.raises(ValueError, match="images"):
+        sp.train_shape_prior(model, x.astype(int), x > 0, None, steps=1, alpha=0.0)
+
+
 def _synthetic_discs(n, size=64, max_count=5, seed=0):
     """Images of 1..max_count bright non-touching discs (radius 5-7 px) and their labels."""
     rng = np.random.default_rng(seed)
@@ -248,3 +268,15 @@ def test_a_short_training_on_synthetic_discs_learns_to_count_them():
     assert err_before > 5  # 32 candidates at p(z) = 0.5 -> about 16 "instances" before training
     assert err_after < 0.75
     assert np.corrcoef(after, test_counts)[0, 1] > 0.8
+
+
+def test_canonical_shape_stats_call_a_disc_round_and_an_ellipse_elongated():
+    disc = sp.canonical_shape_stats(Disc(0.8))
+    assert disc["radius"] == pytest.approx(0.8, rel=0.02)
+    assert disc["axis_ratio"] == pytest.approx(1.0, abs=0.02)
+
+    class Stretched(Disc):
+        def forward(self, coords):
+            return super().forward(coords * torch.tensor([1.0, 2.0]))
+
+    assert sp.canonical_shape_stats(Stretched(0.8))["axis_ratio"] == pytest.approx(2.0, rel=0.03)
