@@ -303,7 +303,8 @@ def load_cellpose(model="nuclei", device=None, timeout: float = 10.0):
 
 def cellpose_labels(image, model="nuclei", diameter=None, *, flow_threshold: float = 0.4,
                     cellprob_threshold: float = 0.0, min_size: int = 15, resample: bool = True,
-                    batch_size: int = 8, device=None, timeout: float = 10.0, verbose: bool = False):
+                    percentile=(1.0, 99.0), batch_size: int = 8, device=None, timeout: float = 10.0,
+                    verbose: bool = False):
     """Nucleus (or cell) instance labels of a grayscale fluorescence image with Cellpose 3.
 
     Parameters
@@ -320,6 +321,10 @@ def cellpose_labels(image, model="nuclei", diameter=None, *, flow_threshold: flo
     flow_threshold, cellprob_threshold, min_size, resample, batch_size
         Passed to ``CellposeModel.eval``. ``resample=False`` runs the mask dynamics at the
         rescaled size (faster, coarser borders).
+    percentile : (low, high)
+        Intensity percentiles mapped to 0 and 1 before the network (Cellpose's default is
+        (1, 99)). Raise ``high`` (e.g. 99.8) for sparse fields where nuclei cover less than a
+        few percent of the image, so that they are not all pushed above 1.
     device : str or torch.device, optional
         Default: CUDA when available.
     timeout : float
@@ -340,6 +345,9 @@ def cellpose_labels(image, model="nuclei", diameter=None, *, flow_threshold: flo
     arr = _check_image(image, ndim=(2, 3))
     if diameter is not None and not (np.isscalar(diameter) and float(diameter) > 0):
         raise ValueError(f"diameter must be a positive number of pixels or None, got {diameter!r}")
+    lo, hi = (float(v) for v in percentile)
+    if not 0 <= lo < hi <= 100:
+        raise ValueError(f"percentile must be (low, high) with 0 <= low < high <= 100, got {percentile!r}")
     net = load_cellpose(model, device=device, timeout=timeout)
     stack = arr[None] if arr.ndim == 2 else arr
     out = np.zeros(stack.shape, np.int32)
@@ -349,6 +357,7 @@ def cellpose_labels(image, model="nuclei", diameter=None, *, flow_threshold: flo
                 np.asarray(im, np.float32), channels=[0, 0], diameter=diameter,
                 flow_threshold=flow_threshold, cellprob_threshold=cellprob_threshold,
                 min_size=min_size, resample=resample, batch_size=batch_size,
+                normalize={"normalize": True, "percentile": [lo, hi]},
             )[0]
             out[i] = masks
     return out[0] if arr.ndim == 2 else out
@@ -1173,6 +1182,7 @@ def isl_nuclei_labels(profile=None, *, recompute: bool = False):
 
     model, method = default_cellpose_model(p)
     dapi = load_isl_finkbeiner()["dapi"]
-    labels = cellpose_labels(dapi, model=model, diameter=p.ch2.isl_diameter)
+    labels = cellpose_labels(dapi, model=model, diameter=p.ch2.isl_diameter, percentile=p.ch2.isl_percentile,
+                             flow_threshold=p.ch2.flow_threshold)
     save_labels(ISL_LABELS, labels, method, p.name, diameter=p.ch2.isl_diameter)
     return labels, method

@@ -67,9 +67,15 @@ def test_pretrained_weights_already_in_the_cache_are_used_without_network(no_wei
     assert not gt.pretrained_available("cyto3")
 
 
-def test_unknown_model_name_is_refused():
+def test_unknown_model_name_and_bad_settings_are_refused():
     with pytest.raises(FileNotFoundError, match="nuclei"):
         gt.cellpose_labels(np.zeros((16, 16)), model="nucleus")
+    with pytest.raises(ValueError, match="percentile"):
+        gt.cellpose_labels(np.zeros((16, 16)), model="nuclei", percentile=(99, 1))
+    with pytest.raises(ValueError, match="diameter"):
+        gt.cellpose_labels(np.zeros((16, 16)), model="nuclei", diameter=-3)
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        gt.cellpose_labels(np.zeros(16), model="nuclei")
 
 
 # ----------------------------------------------------------------------------- training from scratch
@@ -287,3 +293,15 @@ def test_isl_nuclei_labels_returns_what_chapter_2_saved(results):
     gt.save_labels(gt.ISL_LABELS, lab, "Cellpose from scratch (test)")
     labels, method = gt.isl_nuclei_labels()
     assert np.array_equal(labels, lab) and method == "Cellpose from scratch (test)"
+
+
+def test_default_model_offline_is_chapter_2s_from_scratch_model_when_it_exists(results, no_weights, capsys):
+    model_file = results / "models" / gt.SCRATCH_MODEL
+    model_file.parent.mkdir(parents=True)
+    model_file.write_bytes(b"weights")
+    model, method = gt.default_cellpose_model(train_if_missing=False)
+    assert model == model_file and "nuclei" not in method
+    assert "unavailable" in capsys.readouterr().out
+    model_file.unlink()
+    with pytest.raises(FileNotFoundError, match="chapter 2"):
+        gt.default_cellpose_model(train_if_missing=False)
