@@ -197,3 +197,22 @@ def test_finetune_and_evaluate_learns_a_segmentation_and_averages_the_last_check
     assert out["iou"] == pytest.approx(np.mean(list(out["iou_checkpoints"].values())))
     assert out["iou"] > 0.9
     assert out["prediction"].shape == (32, 32) and out["prediction"].dtype == np.float16
+
+
+def test_point_runner_draws_nested_images_and_gives_zero_shot_without_training():
+    rng = np.random.default_rng(2)
+    masks = [rng.random((32, 32)) > 0.6 for _ in range(5)]
+    images = [(m + 0.1 * rng.standard_normal(m.shape)).astype(np.float32)[None] for m in masks]
+    pretext = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        pretext.weight.fill_(1.0)
+        pretext.bias.zero_()
+    run = ex.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                               finetune=dict(steps=4, batch_size=2, lr=1e-2, crop=16, n_crops=2, eval_every=2,
+                                             n_last=2, tile=32))
+    zs1, zs3 = run("zero-shot", 1, 0), run("zero-shot", 3, 0)
+    assert zs1["images"][0] == zs3["images"][0] and len(zs3["images"]) == 3
+    assert zs1["iou"] > 0.9 and "fit_seconds" not in zs1 and zs1["prediction"].shape == (32, 32)
+    fine = run("isl", 3, 0)
+    assert fine["init"] == "isl" and fine["steps"] == 4 and "prediction" not in fine
+    torch.testing.assert_close(pretext.weight, torch.ones_like(pretext.weight))  # pretext untouched
