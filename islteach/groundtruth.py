@@ -709,7 +709,7 @@ def _split_mask(lab, label_id, pieces_mask_labels):
 
 
 def split_label_by_seeds(labels, label_id: int, seeds) -> np.ndarray:
-    """Split one object into as many pieces as seeds (watershed of its distance transform).
+    """Split one object into as many pieces as seeds (each pixel to its nearest seed inside the object).
 
     Parameters
     ----------
@@ -747,8 +747,10 @@ def split_label_by_seeds(labels, label_id: int, seeds) -> np.ndarray:
         if markers[r, c]:
             raise ValueError(f"two seeds fall on the same pixel {(int(r), int(c))}")
         markers[r, c] = k
-    dist = ndi.distance_transform_edt(obj)
-    pieces = watershed(-dist, markers, mask=obj)
+    # flood from the seeds at equal speed inside the object: every pixel goes to the seed nearest
+    # to it along paths inside the object (a watershed of the distance transform would let the
+    # seed at the object's deepest point swallow the other one when there is no neck)
+    pieces = watershed(np.zeros(lab.shape, np.float32), markers, mask=obj)
     return _split_mask(lab, label_id, pieces)
 
 
