@@ -1059,6 +1059,17 @@ class PairDataset(_TorchDataset):
             self.index.extend((i, int(py), int(px)) for py, px in pos)
         self._draws = np.zeros(len(self.index), np.int64)
 
+    def state_dict(self) -> dict:
+        """The per-item draw counters (which flips come next), saved in training checkpoints."""
+        return {"draws": self._draws.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`, so a resumed training run draws the same flips."""
+        draws = np.asarray(state["draws"], dtype=np.int64)
+        if draws.shape != self._draws.shape:
+            raise ValueError(f"state['draws'] must have shape {self._draws.shape}, got {draws.shape}")
+        self._draws = draws.copy()
+
     def __len__(self) -> int:
         return len(self.index)
 

@@ -181,9 +181,7 @@ def region_pcc(pred, target, mask=None) -> float:
     pred, target = np.squeeze(np.asarray(pred)), np.squeeze(np.asarray(target))
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {pred.shape} and {target.shape}")
-    if mask is not None:
-        return pcc(pred[mask], target[mask])
-    return pcc(pred, target)
+    return pcc(pred, target, mask=mask)
 
 
 def tile_pccs(pred, target, tile: int = 128) -> np.ndarray:
