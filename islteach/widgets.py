@@ -19,7 +19,37 @@ import numpy as np
 
 from .viz import image_grid, robust_limits
 
-__all__ = ["PanelViewer", "panel_viewer"]
+__all__ = ["LiveOnly", "PanelViewer", "panel_viewer"]
+
+OFFLINE_NOTE = (
+    "Interactive viewer: it needs a running notebook (open this chapter in Colab or Jupyter). "
+    "The static figure below shows the same panels."
+)
+
+
+class LiveOnly:
+    """Display a widget in a live notebook, and a short note where no kernel runs it.
+
+    The widget's own MIME bundle (``application/vnd.jupyter.widget-view+json``) is kept
+    for Jupyter and Colab; ``text/html`` and ``text/plain`` carry :data:`OFFLINE_NOTE`
+    for the built book, whose configuration drops the widget view (an offline HTML page
+    can neither load the widget JavaScript nor run the Python behind it).
+    """
+
+    def __init__(self, widget, note: str = OFFLINE_NOTE):
+        self.widget = widget
+        self.note = note
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {}
+        rep = getattr(self.widget, "_repr_mimebundle_", None)
+        if rep is not None:
+            got = rep(include=include, exclude=exclude)
+            data = got[0] if isinstance(got, tuple) else got
+            bundle.update(data or {})
+        bundle["text/plain"] = self.note
+        bundle["text/html"] = f'<p class="islteach-widget-note"><em>{self.note}</em></p>'
+        return bundle
 
 
 class PanelViewer:
@@ -92,11 +122,12 @@ class PanelViewer:
         import matplotlib.pyplot as plt
 
         h, w = self.shape
+        smallest = min(32, h, w)  # windows of at least 32 px, or the whole image when it is smaller
         sel = W.ToggleButtons(options=self.titles, description="show")
-        size = W.IntSlider(value=min(zoom_size, h, w), min=32, max=min(h, w), step=32,
+        size = W.IntSlider(value=min(zoom_size, h, w), min=smallest, max=min(h, w), step=smallest,
                            description="window")
-        ys = W.IntSlider(value=0, min=0, max=h - 32, step=16, description="y")
-        xs = W.IntSlider(value=0, min=0, max=w - 32, step=16, description="x")
+        ys = W.IntSlider(value=0, min=0, max=h - smallest, step=16, description="y")
+        xs = W.IntSlider(value=0, min=0, max=w - smallest, step=16, description="x")
         out = W.Output()
 
         def draw(*_):
@@ -144,7 +175,7 @@ def panel_viewer(panels, cmap: str = "gray", shared=(), static: bool = True, int
         try:
             from IPython.display import display
 
-            display(v.widget())
+            display(LiveOnly(v.widget()))
         except Exception as e:  # no ipywidgets / no frontend: the static figure still shows
             print(f"(interactive viewer unavailable: {type(e).__name__}: {e}; showing the static figure)")
     if static:
