@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["History", "fit", "predict_tiled", "checkpoint_dir_for", "load_checkpoint"]
+__all__ = ["History", "fit", "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory"]
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -573,3 +573,35 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
     finally:
         if was_training:
             model.train()
+
+
+def release_memory(verbose: bool = True) -> dict:
+    """Free memory between a chapter's sections: Python garbage, then PyTorch's CUDA cache.
+
+    Call it after ``del model`` (or when a section's large arrays are no longer needed),
+    so a long Colab session does not run out of GPU memory in a later section. On a CPU
+    it only collects garbage.
+
+    Returns
+    -------
+    dict
+        ``{"device": ..., "allocated_mb": ..., "reserved_mb": ...}`` after the release
+        (zeros on CPU).
+    """
+    import gc
+
+    import torch
+
+    gc.collect()
+    info = {"device": "cpu", "allocated_mb": 0.0, "reserved_mb": 0.0}
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        info = {
+            "device": "cuda",
+            "allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
+            "reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1),
+        }
+        if verbose:
+            print(f"GPU memory after release: {info['allocated_mb']} MB allocated, "
+                  f"{info['reserved_mb']} MB reserved")
+    return info

@@ -209,3 +209,11 @@ def test_fit_checkpoints_and_restores_the_dataset_state_when_it_has_one(tmp_path
     resumed = fit(small_net(), CountingFlips(), loss, checkpoint_dir=tmp_path, **KW)
     assert resumed.resumed_from == 4
     assert resumed.loss == ref.loss
+
+
+def test_release_memory_reports_the_device_and_never_fails_on_cpu():
+    from islteach.train import release_memory
+
+    info = release_memory(verbose=False)
+    assert info["device"] in ("cpu", "cuda")
+    assert info["allocated_mb"] >= 0 and info["reserved_mb"] >= 0
