@@ -152,6 +152,7 @@ _CH4_COMMON = {
     "alpha": "auto",
     "h_values": [0.5, 1.0, 1.5, 2.0, 3.0],
     "thresholds": [0.4, 0.5, 0.6, 0.7],
+    "mask_thresholds": [0.05, 0.1, 0.2],
     "min_size": 16,
     "test_images": 50,
 }
