@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .provenance import to_jsonable as _jsonable
+
 __all__ = [
     "PAPER_GAINS_PERCENT", "PAPER_IOU_N1", "ISL_SHIFT",
     "learning_curve", "point_path", "summarize", "relative_gain", "format_table", "records_to_json",
@@ -77,20 +79,6 @@ def _check_int_list(values, name, minimum):
     if len(set(out)) != len(out):
         raise ValueError(f"{name} must not repeat values, got {out}")
     return out
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else obj
-    return obj
 
 
 def _canonical(config) -> str:

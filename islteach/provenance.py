@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import random
@@ -229,17 +230,20 @@ def _repo_root() -> Path:
     return here
 
 
-def _jsonable(obj):
+def to_jsonable(obj):
+    """``obj`` with NumPy scalars/arrays, paths and tuples turned into plain JSON types (NaN -> null)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
     return obj
 
 
@@ -258,7 +262,7 @@ def save_results(chapter: str, results: dict, profile: str | None = None, files=
     if chapter in _STARTED:
         report["elapsed_s"] = round(time.perf_counter() - _STARTED[chapter], 1)
     path = results_dir(p.name) / f"{chapter}.json"
-    payload = {**_jsonable(results), "provenance": report}
+    payload = {**to_jsonable(results), "provenance": report}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
     os.replace(tmp, path)
