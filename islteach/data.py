@@ -584,6 +584,8 @@ def labels_from_color_mask(mask: np.ndarray, connectivity: int = 1) -> np.ndarra
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.dtype.kind not in "uib":
         raise ValueError(f"mask must be a 2-D integer array, got shape {mask.shape} dtype {mask.dtype}")
+    if mask.size and mask.min() < 0:
+        raise ValueError(f"mask must hold non-negative colour values, got minimum {mask.min()}")
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
     # skimage labels connected regions of equal value: exactly one instance per component of one value
@@ -753,6 +755,8 @@ def normalize_percentile(x, pmin: float = 1.0, pmax: float = 99.8, clip: bool = 
         raise TypeError(f"x must be a non-empty real-valued array, got dtype {x.dtype} size {x.size}")
     if not (0 <= pmin < pmax <= 100):
         raise ValueError(f"pmin and pmax must satisfy 0 <= pmin < pmax <= 100, got {pmin}, {pmax}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x contains NaN or inf values: percentiles would be meaningless")
     x = x.astype(np.float32, copy=False)
     lo, hi = np.percentile(x, [pmin, pmax], axis=axis, keepdims=True)
     y = (x - lo) / (hi - lo + eps)

@@ -610,6 +610,8 @@ def relabel(labels, *, min_size: int = 0, split_disconnected: bool = False) -> n
     [[0, 2, 2, 0, 1]]
     """
     lab = _check_labels(labels).astype(np.int64)
+    if lab.size == 0:
+        return lab.astype(np.int32)
     if split_disconnected and lab.max() > 0:
         out = np.zeros_like(lab)
         nxt = 0

@@ -480,9 +480,9 @@ def shape_prior_loss(mask: torch.Tensor, target: torch.Tensor, presence: torch.T
 # --------------------------------------------------------------------------- data
 def count_instances(labels: np.ndarray) -> int:
     """Number of distinct non-zero labels (instances with at least one pixel), as in the paper."""
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be an integer array, got {labels.dtype}")
+    from .metrics import check_labels
+
+    labels = check_labels(labels, "labels", ndims=(2,))
     u = np.unique(labels)
     return int((u > 0).sum())
 
@@ -781,9 +781,11 @@ def evaluate_instances(gt_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
     foreground, instance ``f1_05`` (F1 at IoU 0.5) and ``f1_mean`` (mean F1 over IoU 0.1 ... 1.0),
     plus ``f1`` per threshold. Instance matching counts over all patches together
     (:func:`islteach.metrics.matching_dataset`)."""
-    gt = np.asarray(gt_labels)
-    pr = np.asarray(pred_labels)
-    if gt.shape != pr.shape or gt.ndim != 3:
+    from .metrics import check_labels
+
+    gt = check_labels(gt_labels, "gt_labels", ndims=(3,))
+    pr = check_labels(pred_labels, "pred_labels", ndims=(3,))
+    if gt.shape != pr.shape:
         raise ValueError(f"gt_labels and pred_labels must be (M, H, W) of the same shape, got {gt.shape} and {pr.shape}")
     g, p = gt > 0, pr > 0
     inter, union, tot = np.logical_and(g, p).sum(), np.logical_or(g, p).sum(), g.sum() + p.sum()

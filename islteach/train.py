@@ -534,8 +534,12 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"image must have shape (C, H, W), got shape {image.shape}")
-    if not np.issubdtype(image.dtype, np.number):
-        raise TypeError(f"image must be numeric, got {image.dtype}")
+    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise TypeError(f"image must be real-valued numeric, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"image must not be empty, got shape {image.shape}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image contains NaN or inf values; clean or normalise it first")
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 32 or tile % 32:
         raise ValueError(f"tile must be a positive multiple of 32, got {tile!r}")
     if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < tile // 2 + 1:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from islteach import data, metrics, postprocess
+import torch
+
+from islteach import data, groundtruth, metrics, postprocess, shape_prior, train
 
 
 def _disc_labels(shape=(48, 48)):
@@ -68,8 +70,25 @@ SPECS = [
     Spec("data.normalize_percentile", data.normalize_percentile, lambda: dict(x=IMG), {"x": "image"}, nd=True),
     Spec("data.labels_from_color_mask", data.labels_from_color_mask, lambda: dict(mask=LAB.astype(np.uint8) * 40),
          {"mask": "labels"}),
+    Spec("groundtruth.classical_labels", groundtruth.classical_labels, lambda: dict(image=IMG), {"image": "image"}),
+    Spec("groundtruth.delete_labels", groundtruth.delete_labels, lambda: dict(labels=LAB, ids=[1]),
+         {"labels": "labels"}),
+    Spec("groundtruth.merge_labels", groundtruth.merge_labels, lambda: dict(labels=LAB, ids=[1, 2]),
+         {"labels": "labels"}),
+    Spec("groundtruth.relabel", groundtruth.relabel, lambda: dict(labels=LAB * 2), {"labels": "labels"}),
+    Spec("groundtruth.labels_to_mask", groundtruth.labels_to_mask, lambda: dict(labels=LAB), {"labels": "labels"}),
+    Spec("groundtruth.labels_to_distance", groundtruth.labels_to_distance, lambda: dict(labels=LAB),
+         {"labels": "labels"}),
+    Spec("groundtruth.error_objects", groundtruth.error_objects, lambda: dict(y_true=LAB, y_pred=LAB2),
+         {"y_true": "labels", "y_pred": "labels"}),
+    Spec("shape_prior.count_instances", shape_prior.count_instances, lambda: dict(labels=LAB), {"labels": "labels"}),
+    Spec("shape_prior.evaluate_instances", shape_prior.evaluate_instances,
+         lambda: dict(gt_labels=LAB[None], pred_labels=LAB2[None]), {"gt_labels": "labels", "pred_labels": "labels"}),
+    Spec("train.predict_tiled", train.predict_tiled,
+         lambda: dict(model=torch.nn.Conv2d(1, 1, 3, padding=1), image=IMG[None], tile=32, overlap=8),
+         {"image": "image"}),
     Spec("data.extract_tiles", data.extract_tiles, lambda: dict(image=IMG, tile=16), {"image": "image"},
-         moves_values=True),
+         moves_values=True, nd=True),
 ]
 
 
@@ -146,9 +165,9 @@ def test_bad_input_gets_a_clear_error_or_a_correct_result(spec, arg, value, must
         result = spec.func(**kwargs)
     except (ValueError, TypeError) as e:
         msg = str(e)
-        assert re.search(rf"\b{re.escape(arg)}\b", msg), (
-            f"{spec.name}({arg}=<bad>) raised {type(e).__name__} without naming {arg!r}: {msg!r}"
-        )
+        # the message names the bad argument (or the argument it conflicts with, e.g. ids of a label image)
+        named = [a for a in kwargs if re.search(rf"\b{re.escape(a)}\b", msg)]
+        assert named, f"{spec.name}({arg}=<bad>) raised {type(e).__name__} without naming {arg!r}: {msg!r}"
         return
     assert not must_raise, f"{spec.name} accepted a bad {arg!r} silently and returned {type(result).__name__}"
     assert _finite(result), f"{spec.name} returned non-finite values for {arg!r}"
