@@ -100,7 +100,7 @@ def test_isl_two_output_appends_two_convolutions_to_a_one_output_model():
 
 
 def test_fpn2ws_has_two_independent_sigmoid_networks():
-    m = I.fpn2ws_model("resnet18", None, in_channels=1, pyramid_channels=32, segmentation_channels=16)
+    m = I.fpn2ws_model("resnet18", None, in_channels=1, pyramid_channels=64, segmentation_channels=32)
     out = m(torch.randn(1, 1, 64, 64))
     assert out.shape == (1, 2, 64, 64)
     assert float(out.detach().min()) >= 0.0 and float(out.detach().max()) <= 1.0
@@ -112,7 +112,7 @@ def test_fpn2ws_freezes_a_pretrained_encoder_only_for_the_first_steps():
     field = make_field(64, seed=3)
     x = normalize_percentile(field["dapi"])
     ds = I.instance_dataset([x], [field["nuclei"]], "fpn2ws", crop_size=64, n_crops=2)
-    m = I.fpn2ws_model("resnet18", None, pyramid_channels=32, segmentation_channels=16)
+    m = I.fpn2ws_model("resnet18", None, pyramid_channels=64, segmentation_channels=32)
     m.islteach_init = "imagenet"  # pretend it is pretrained: freezing applies
     enc0 = [p.detach().clone() for p in m.distance_net.encoder.parameters()]
     dec0 = [p.detach().clone() for p in m.distance_net.decoder.parameters()]
@@ -134,7 +134,7 @@ def test_random_fpn2ws_encoder_is_never_frozen():
     field = make_field(64, seed=3)
     ds = I.instance_dataset([normalize_percentile(field["dapi"])], [field["nuclei"]], "fpn2ws",
                             crop_size=64, n_crops=1)
-    small = I.fpn2ws_model("resnet18", None, pyramid_channels=32, segmentation_channels=16)
+    small = I.fpn2ws_model("resnet18", None, pyramid_channels=64, segmentation_channels=32)
     h = I.train_fpn2ws(small, ds, steps=1, freeze_steps=5, batch_size=1,
                        progress=False)
     assert h.frozen_steps == 0
