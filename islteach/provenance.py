@@ -188,6 +188,7 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
     from . import data
 
     p = get_profile(profile)
+    _inline_figures()
     seed_everything(p.seed)
     hashes = {}
     for name in datasets:
@@ -203,6 +204,25 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
             "then run the notebook again; on CPU use ISLTEACH_PROFILE=quick."
         )
     return p
+
+
+def _inline_figures() -> None:
+    """In a notebook kernel, draw figures inline even when ``MPLBACKEND`` says otherwise.
+
+    An inherited ``MPLBACKEND=Agg`` silently drops every figure from an executed notebook
+    (and so from the built book).
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    ip = get_ipython()
+    if ip is None or type(ip).__name__ != "ZMQInteractiveShell":
+        return
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend().lower():
+        ip.run_line_magic("matplotlib", "inline")
 
 
 _CURRENT: dict = {}

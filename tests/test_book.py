@@ -67,6 +67,11 @@ def test_built_chapter_page_has_executed_outputs_and_no_errors(stem):
     assert "islteach — " in html, "the provenance panel of setup_chapter is missing"
     assert not re.search(r'class="[^"]*output (error|traceback)', html), "error output in the page"
     assert "Traceback (most recent call last)" not in html
+    figures = re.findall(r'<img[^>]+src="[^"]*_images/[^"]+\.png"', html)
+    assert len(figures) >= 3, (
+        f"only {len(figures)} figures in the page: are plots rendered? (MPLBACKEND=Agg in the "
+        "kernel's environment suppresses the inline backend)"
+    )
 
 
 @pytest.mark.book
