@@ -9,15 +9,6 @@ import numpy as np
 
 
 # --- Chapter 1: virtual staining -------------------------------------------------------------
-
-def _figure_and_axes(ax, figsize):
-    """``(figure, axes)``: a new figure of ``figsize`` when ``ax`` is None, else ``ax`` and its figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        return plt.subplots(figsize=figsize)
-    return ax.figure, ax
-
 def robust_limits(image, pmin: float = 1.0, pmax: float = 99.8) -> tuple[float, float]:
     """Display limits of ``image``: its ``pmin`` and ``pmax`` percentiles (finite values only)."""
     a = np.asarray(image, dtype=np.float64)
@@ -105,7 +96,10 @@ def plot_training_curve(history, ax=None, val_label="validation PCC", title=None
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = _figure_and_axes(ax, (6.5, 3.5))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    else:
+        fig = ax.figure
     ax.plot(history.step, history.loss, color="0.75", lw=0.8, label="training loss (per step)")
     ax.plot(history.step, history.smoothed_loss(window), color="C0", lw=1.5,
             label=f"training loss (mean of {window})")
@@ -163,7 +157,10 @@ def plot_f1_vs_iou(curves, ax=None, title=None, marks=(0.7, 0.9)):
 
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves must be a non-empty dict {name: (thresholds, f1)}")
-    fig, ax = _figure_and_axes(ax, (6.0, 4.0))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    else:
+        fig = ax.figure
     for name, (t, f) in curves.items():
         if len(t) != len(f):
             raise ValueError(f"curve {name!r}: thresholds and f1 differ in length")
@@ -200,7 +197,10 @@ def plot_error_types(errors, ax=None, title=None, normalise: bool = True):
     kinds = ("false_positives", "false_negatives", "merges", "splits")
     if not isinstance(errors, dict) or not errors:
         raise ValueError("errors must be a non-empty dict {method: counts}")
-    fig, ax = _figure_and_axes(ax, (7.0, 3.6))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    else:
+        fig = ax.figure
     n = len(errors)
     width = 0.8 / n
     x = np.arange(len(kinds))
@@ -316,7 +316,10 @@ def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None):
 
     if not isinstance(results, dict) or not results:
         raise ValueError("results must be a non-empty dict")
-    fig, ax = _figure_and_axes(ax, (5.5, 3.6))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    else:
+        fig = ax.figure
     for name, r in results.items():
         n, m = np.asarray(r["n"]), np.asarray(r["mean"], dtype=float)
         s = np.asarray(r.get("std", np.zeros_like(m)), dtype=float)
