@@ -29,8 +29,11 @@ instance_dataset, train_bonte, train_fpn2ws
     Random-crop datasets and training with :func:`islteach.train.fit` (one loop for the book).
 predict_maps, bonte_instances, fpn2ws_instances, choose_parameter
     Whole-field prediction, post-processing to labels, validation-based choice of h / threshold.
-evaluate, error_counts, one_pixel_error_iou
-    Scores (F1 at 0.5 / 0.7 / 0.9, mAP), error types, the small-object effect.
+evaluate, error_counts, one_pixel_error_iou, coarse_target_instances
+    Scores (F1 at 0.5 / 0.7 / 0.9, mAP), error types, the small-object effect, the best a
+    network of a given output resolution could do.
+synthetic_cells, isl_field_split, transfer_builders, transfer_curve
+    The transfer experiments (synthetic cells; the ISL field with chapter 2's labels).
 """
 from __future__ import annotations
 
@@ -59,6 +62,8 @@ __all__ = [
     "fpn2ws_instances",
     "to_instances",
     "choose_parameter",
+    "coarse_target_instances",
+    "isl_field_split",
     "evaluate",
     "error_counts",
     "one_pixel_error_iou",
@@ -274,8 +279,10 @@ class TwoOutputHead(nn.Module):
     """A one-output network followed by two ``Conv2d`` layers that give 2 channels.
 
     Bonte et al. fine-tune the ISL-pretrained (one-output) U-Net for instance segmentation
-    by appending two convolutions. We put a ReLU between them, otherwise the two linear
-    layers would collapse into one.
+    by appending two convolutions. We put a leaky ReLU between them, otherwise the two linear
+    layers would collapse into one; a plain ReLU can die: the pretext output is about 0 in the
+    background, and when early fine-tuning steps push it below 0 everywhere no gradient
+    reaches the body any more (we saw the loss triple and the output turn constant).
 
     Parameters
     ----------
@@ -292,7 +299,7 @@ class TwoOutputHead(nn.Module):
         self.body = body
         self.head = nn.Sequential(
             nn.Conv2d(1, hidden, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
+            nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(hidden, 2, kernel_size=1),
         )
 
@@ -629,15 +636,19 @@ def to_instances(maps, recipe: str, parameter, **kwargs) -> np.ndarray:
     the foreground is then ``distance > mask_threshold``. A sigmoid trained with MSE
     approaches 0 slowly, so after short training the background is not exactly 0 and the
     foreground threshold matters as much as the seed threshold.
+
+    For Bonte ``parameter`` is h, or a pair ``(h, mask_threshold)`` with the threshold on the
+    mask logits (0 means probability 0.5): after a short fine-tuning the mask output can be
+    well ordered but not yet calibrated, so its threshold is worth choosing on validation too.
     """
     _check_recipe(recipe)
-    if recipe == "bonte":
-        return bonte_instances(maps, float(parameter), **kwargs)
+    fn = bonte_instances if recipe == "bonte" else fpn2ws_instances
     if isinstance(parameter, (tuple, list)):
         if len(parameter) != 2:
-            raise ValueError(f"parameter must be a threshold or a (threshold, mask_threshold) pair, got {parameter!r}")
-        return fpn2ws_instances(maps, float(parameter[0]), mask_threshold=float(parameter[1]), **kwargs)
-    return fpn2ws_instances(maps, float(parameter), **kwargs)
+            first = "h" if recipe == "bonte" else "threshold"
+            raise ValueError(f"parameter must be a number or a ({first}, mask_threshold) pair, got {parameter!r}")
+        return fn(maps, float(parameter[0]), mask_threshold=float(parameter[1]), **kwargs)
+    return fn(maps, float(parameter), **kwargs)
 
 
 def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float = 0.7, **kwargs):
@@ -651,8 +662,8 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
         Their true labels.
     recipe : {"bonte", "fpn2ws"}
     values : sequence
-        Candidate parameters: floats (h, or the FPN2-WS seed threshold) or, for FPN2-WS,
-        ``(threshold, mask_threshold)`` pairs (see :func:`to_instances`).
+        Candidate parameters: floats (h, or the FPN2-WS seed threshold) or pairs
+        ``(h or threshold, mask_threshold)`` (see :func:`to_instances`).
     iou : float
         IoU threshold of the F1 score used to choose.
     **kwargs
@@ -728,6 +739,57 @@ def error_counts(y_true, y_pred, threshold: float = 0.7, matching=None) -> dict:
             "merges": int(s.merges), "splits": int(s.splits), "n_true": int(s.n_true)}
 
 
+def coarse_target_instances(labels, recipe: str, parameter, *, scale: float = 1.0, stride: int = 4,
+                            min_size: int = 0) -> np.ndarray:
+    """Instances recovered from the TRUE targets after a network's resolution losses.
+
+    The targets of ``labels`` are made at ``scale`` (as for training), averaged over blocks of
+    ``stride`` pixels (an FPN predicts at 1/4 of its input, ``stride=4``), resized back to
+    full size bilinearly and post-processed with ``parameter``: a perfect network of that
+    resolution could do no better, so this is an upper bound for the recipe at that scale.
+
+    Parameters
+    ----------
+    labels : (H, W) int array
+    recipe : {"bonte", "fpn2ws"}
+    parameter : float or pair
+        As for :func:`to_instances`. For Bonte the mask channel of the targets is a 0/1 mask,
+        so a mask threshold of 0.5 is used unless the pair gives one.
+    scale : float
+    stride : int
+        Output stride of the network (1: full resolution).
+    min_size : int
+
+    Returns
+    -------
+    (H, W) int32 labels
+
+    Examples
+    --------
+    >>> lab = np.zeros((64, 64), np.int32); lab[8:30, 8:30] = 1; lab[8:30, 30:52] = 2
+    >>> int(coarse_target_instances(lab, "fpn2ws", (0.6, 0.02), stride=1).max())
+    2
+    """
+    from skimage.transform import resize
+
+    lab = _check_labels(labels)
+    _check_recipe(recipe)
+    scale = _check_scale(scale)
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    t = make_targets(rescale_labels(lab, scale), recipe)
+    if stride > 1:
+        h, w = t.shape[1:]
+        t = resize(t, (2, max(1, h // stride), max(1, w // stride)), order=1, anti_aliasing=True)
+    t = _upsample(t.astype(np.float32), lab.shape)
+    kwargs = {"min_size": min_size}
+    if recipe == "bonte":
+        if isinstance(parameter, (tuple, list)):
+            return to_instances(t, recipe, parameter, **kwargs)
+        kwargs["mask_threshold"] = 0.5
+    return to_instances(t, recipe, parameter, **kwargs)
+
+
 def one_pixel_error_iou(radius: float, pixelated: bool = False) -> float:
     """IoU of a disc with the same disc one pixel smaller: Zaki et al.'s small-object example.
 
@@ -793,7 +855,8 @@ def synthetic_cells(n: int, size: int = 128, seed: int = 0, **field_kwargs):
 
 def transfer_curve(builders, train_x, train_y, test_x, test_y, ns, *, steps: int, alpha: float,
                    crop_size: int, batch_size: int = 8, lr: float = 1e-3, h_values=(0.5, 1.0, 2.0),
-                   val=None, seeds=(0,), min_size: int = 16, progress: bool = False) -> dict:
+                   val=None, seeds=(0,), min_size: int = 16, choose_iou: float = 0.7,
+                   progress: bool = False) -> dict:
     """mAP on test fields against the number N of training fields, for several initialisations.
 
     For every N in ``ns``, every seed and every builder: build a fresh two-output model, train
@@ -808,24 +871,28 @@ def transfer_curve(builders, train_x, train_y, test_x, test_y, ns, *, steps: int
     test_x, test_y : sequences
     ns : sequence of int
     steps, alpha, crop_size, batch_size, lr : training settings
-    h_values : candidate h for :func:`choose_parameter`
+    h_values : candidates for :func:`choose_parameter`: h, or ``(h, mask_threshold)`` pairs
     val : (xs, ys), optional
     seeds : sequence of int
+    choose_iou : float
+        IoU threshold of the validation F1 that chooses the parameter.
 
     Returns
     -------
     dict
-        ``{name: {"n": [...], "mean": [...], "std": [...], "runs": [[mAP per seed] ...]}}``.
+        ``{name: {"n": [...], "mean": [...], "std": [...], "runs": [[mAP per seed] ...],
+        "f1_05": [[F1@0.5 per seed] ...], "params": [[chosen parameter per seed] ...],
+        "example": labels predicted for ``test_x[0]`` at the largest N (first seed)}}``.
     """
     if not isinstance(builders, dict) or not builders:
         raise ValueError("builders must be a non-empty dict {name: callable}")
     ns = [int(n) for n in ns]
     if not ns or min(ns) < 1 or max(ns) > len(train_x):
         raise ValueError(f"ns must lie in 1..{len(train_x)}, got {ns}")
-    out = {name: {"n": ns, "mean": [], "std": [], "runs": []} for name in builders}
+    out = {name: {"n": ns, "mean": [], "std": [], "runs": [], "f1_05": [], "params": []} for name in builders}
     for n in ns:
         for name, build in builders.items():
-            scores = []
+            scores, f1s, params = [], [], []
             for s in seeds:
                 torch.manual_seed(int(s))
                 model = build()
@@ -835,13 +902,88 @@ def transfer_curve(builders, train_x, train_y, test_x, test_y, ns, *, steps: int
                             seed=int(s), progress=progress)
                 vx, vy = val if val is not None else (train_x[:n], train_y[:n])
                 vmaps = [predict_maps(model, x) for x in vx]
-                h, _ = choose_parameter(vmaps, list(vy), "bonte", h_values, min_size=min_size)
-                preds = [bonte_instances(predict_maps(model, x), h, min_size=min_size) for x in test_x]
-                scores.append(evaluate(list(test_y), preds)["mean_ap"])
+                h, _ = choose_parameter(vmaps, list(vy), "bonte", h_values, iou=choose_iou,
+                                        min_size=min_size)
+                preds = [to_instances(predict_maps(model, x), "bonte", h, min_size=min_size) for x in test_x]
+                ev = evaluate(list(test_y), preds)
+                scores.append(ev["mean_ap"])
+                f1s.append(ev["f1_05"])
+                params.append(h)
+                if n == max(ns) and len(scores) == 1:
+                    out[name]["example"] = preds[0]
+                del model
             out[name]["runs"].append(scores)
+            out[name]["f1_05"].append(f1s)
+            out[name]["params"].append(params)
             out[name]["mean"].append(float(np.mean(scores)))
             out[name]["std"].append(float(np.std(scores)))
     return out
+
+
+def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0, test_region=None) -> dict:
+    """Annotated tiles, validation tiles and the test region of one large field (the ISL field).
+
+    The field is cut into non-overlapping ``tile x tile`` tiles that do not touch the test
+    region (:func:`islteach.experiments.isl_tile_grid`); the tiles are put in a seeded random
+    order, the last ``n_val`` of them choose the post-processing parameter and the others are
+    the pool of annotated images (take the first N of them for N annotated images, so a
+    learning curve adds tiles rather than swapping them). The test region is one image.
+
+    Parameters
+    ----------
+    x : (C, H, W) float array
+        Network input, e.g. ``islteach.pretext.isl_arrays(planes)["x"]``.
+    labels : (H, W) int array
+        Instance labels of the whole field (chapter 2's ISL nucleus labels).
+    tile : int
+    n_val : int
+        Tiles held out for validation (at least 1, and one tile must remain for training).
+    seed : int
+    test_region : pair of slices, optional
+        Default :data:`islteach.data.ISL_TEST_REGION` (the bottom-right quadrant).
+
+    Returns
+    -------
+    dict
+        ``train_x``, ``train_y``, ``val_x``, ``val_y``, ``test_x``, ``test_y`` (lists of
+        (C, h, w) inputs and (h, w) int32 labels), ``train_corners``, ``val_corners``
+        (top-left (y, x) of each tile) and ``test_region``.
+
+    Examples
+    --------
+    >>> x = np.zeros((3, 1024, 1024), np.float32); lab = np.zeros((1024, 1024), np.int32)
+    >>> s = isl_field_split(x, lab, tile=256, n_val=2)
+    >>> len(s["train_x"]), len(s["val_x"]), s["test_x"][0].shape
+    (10, 2, (3, 512, 512))
+    """
+    from .data import ISL_TEST_REGION
+    from .experiments import isl_tile_grid
+
+    img = _check_image(x, "x")
+    if img.ndim != 3:
+        raise ValueError(f"x must be a (C, H, W) array, got shape {img.shape}")
+    lab = _check_labels(labels)
+    if img.shape[1:] != lab.shape:
+        raise ValueError(f"x {img.shape} and labels {lab.shape} differ in (H, W)")
+    region = ISL_TEST_REGION if test_region is None else test_region
+    grid = isl_tile_grid(tile, shape=lab.shape, test_region=region)
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val < len(grid):
+        raise ValueError(f"n_val must be an integer in 1..{len(grid) - 1} ({len(grid)} tiles of {tile} px), "
+                         f"got {n_val!r}")
+    order = np.random.default_rng(seed).permutation(len(grid))
+    corners = [grid[i] for i in order]
+
+    def cut(cs):
+        return ([img[:, y:y + tile, x0:x0 + tile] for y, x0 in cs],
+                [lab[y:y + tile, x0:x0 + tile].astype(np.int32) for y, x0 in cs])
+
+    train_x, train_y = cut(corners[:len(corners) - n_val])
+    val_x, val_y = cut(corners[len(corners) - n_val:])
+    ty, tx = region
+    return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
+            "test_x": [img[:, ty, tx]], "test_y": [lab[ty, tx].astype(np.int32)],
+            "train_corners": corners[:len(corners) - n_val], "val_corners": corners[len(corners) - n_val:],
+            "test_region": region}
 
 
 def erode_labels(labels, pixels: int = 1) -> np.ndarray:

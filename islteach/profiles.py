@@ -143,7 +143,13 @@ CH3 = {
 # smp U-Net for CPU runs (None = smp's default decoder); fpn_channels: FPN decoder widths
 # (pyramid, segmentation). alpha: "auto" = Bonte et al.'s rule
 # (initial ratio MSE / BCE measured on our targets) instead of their number, 2000.
+# fpn_scale: the same for FPN2-WS, whose smp FPN predicts at 1/4 of its input resolution: at
+# scale 0.5 its maps have one value per 8x8 block of BBBC039 pixels, too coarse for nuclei about
+# 25 px wide (measured with the TRUE targets pushed through that resolution: F1@0.9 = 0.02 at
+# scale 0.5, 0.80 at scale 1), so it is trained at full resolution in every profile.
 # transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
+# isl_*: the ISL-field transfer experiment (chapter 1's DAPI model -> nucleus instances with
+# chapter 2's labels): tiles of isl_tile px, isl_val_tiles of them choose (h, mask threshold).
 _CH4_COMMON = {
     "encoder_name": "resnet18",
     "crop_size": 128,
@@ -155,27 +161,38 @@ _CH4_COMMON = {
     "mask_thresholds": [0.05, 0.1, 0.2],
     "min_size": 16,
     "test_images": 50,
+    # ISL field: (h, mask-logit threshold) candidates, chosen at IoU isl_choose_iou on the
+    # validation tiles (short fine-tuning leaves the mask output ordered but not calibrated)
+    "isl_h_values": [1.0, 2.0, 3.0],
+    "isl_mask_thresholds": [-2.0, -1.0, 0.0],
+    "isl_choose_iou": 0.5,
 }
 CH4 = {
-    "quick": dict(_CH4_COMMON, scale=0.5, encoder_weights=None, encoder_depth=4,
+    "quick": dict(_CH4_COMMON, scale=0.5, fpn_scale=1.0, encoder_weights=None, encoder_depth=4,
                   decoder_channels=[64, 32, 16, 8], fpn_channels=[64, 32], n_crops=20,
-                  bonte_steps=250, fpn_steps=150, freeze_steps=15, val_images=12,
+                  bonte_steps=250, fpn_steps=300, freeze_steps=15, val_images=12,
                   transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=60,
-                  transfer_steps=40, transfer_batch=4, transfer_seeds=[0]),
-    "colab": dict(_CH4_COMMON, scale=1.0, encoder_weights="imagenet", encoder_depth=5,
+                  transfer_steps=40, transfer_batch=4, transfer_seeds=[0],
+                  isl_tile=256, isl_val_tiles=2, isl_n=[1, 4], isl_steps=150, isl_batch=4, isl_crop=128,
+                  isl_seeds=[0]),
+    "colab": dict(_CH4_COMMON, scale=1.0, fpn_scale=1.0, encoder_weights="imagenet", encoder_depth=5,
                   decoder_channels=None, fpn_channels=[256, 128], n_crops=40,
                   bonte_steps=4000, fpn_steps=4000,
                   freeze_steps=320, val_images=50,
                   transfer_size=256, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=1500, transfer_steps=800, transfer_batch=8,
-                  transfer_seeds=[0, 1]),
-    "paper": dict(_CH4_COMMON, scale=1.0, encoder_name="densenet121", encoder_weights="imagenet",
+                  transfer_seeds=[0, 1],
+                  isl_tile=256, isl_val_tiles=2, isl_n=[1, 4, 10], isl_steps=1000, isl_batch=8,
+                  isl_crop=128, isl_seeds=[0, 1]),
+    "paper": dict(_CH4_COMMON, scale=1.0, fpn_scale=1.0, encoder_name="densenet121", encoder_weights="imagenet",
                   encoder_depth=5, decoder_channels=None, fpn_channels=[256, 128], crop_size=256,
                   n_crops=175,
                   bonte_steps=20000, fpn_steps=20000, freeze_steps=1600, val_images=50,
                   transfer_size=512, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=10000, transfer_steps=10000, transfer_batch=8,
-                  transfer_seeds=[0, 1, 2]),
+                  transfer_seeds=[0, 1, 2],
+                  isl_tile=256, isl_val_tiles=2, isl_n=[1, 4, 10], isl_steps=3000, isl_batch=8,
+                  isl_crop=256, isl_seeds=[0, 1, 2]),
 }
 
 # --- Chapter 5: shape priors -----------------------------------------------

@@ -28,8 +28,8 @@ def image_grid(panels, ncols: int = 4, size: float = 3.0, cmap="gray", limits=No
     Parameters
     ----------
     panels : dict or sequence of (title, image)
-        2-D arrays (any shape each). A value may also be ``(image, cmap)`` to use a
-        different colour map for that panel.
+        2-D arrays (any shape each) or (H, W, 3) RGB pictures. A value may also be
+        ``(image, cmap)`` to use a different colour map for that panel.
     ncols : int
         Panels per row.
     size : float
@@ -72,10 +72,14 @@ def image_grid(panels, ncols: int = 4, size: float = 3.0, cmap="gray", limits=No
         if isinstance(img, tuple):
             img, cm = img
         img = np.asarray(img)
-        if img.ndim != 2:
-            raise ValueError(f"panel {title!r} must be a 2-D image, got shape {img.shape}")
-        vmin, vmax = limits.get(title, robust_limits(img))
-        im = ax.imshow(img, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
+        if img.ndim == 3 and img.shape[-1] == 3:  # an RGB picture (e.g. outline_overlay): shown as is
+            im = ax.imshow(np.clip(img, 0, 1) if img.dtype.kind == "f" else img, interpolation="nearest")
+        elif img.ndim != 2:
+            raise ValueError(f"panel {title!r} must be a 2-D image or an (H, W, 3) RGB picture, "
+                             f"got shape {img.shape}")
+        else:
+            vmin, vmax = limits.get(title, robust_limits(img))
+            im = ax.imshow(img, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(str(title), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -300,13 +304,17 @@ def error_gallery(images, y_true, y_pred, threshold: float = 0.7, k: int = 8, cr
     return fig
 
 
-def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None):
+def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None, references=None, ylim=(0, 1)):
     """A score against the number of training images, one line per initialisation.
 
     Parameters
     ----------
     results : dict
         ``{name: {"n": [...], "mean": [...], "std": [...] (optional)}}``.
+    references : dict, optional
+        ``{name: value}`` drawn as dashed horizontal lines (scores that need no training images).
+    ylim : pair or None
+        Limits of the score axis; ``None`` scales it to the data.
 
     Returns
     -------
@@ -324,10 +332,15 @@ def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None):
         n, m = np.asarray(r["n"]), np.asarray(r["mean"], dtype=float)
         s = np.asarray(r.get("std", np.zeros_like(m)), dtype=float)
         ax.errorbar(n, m, yerr=s, fmt="o-", capsize=3, label=name)
+    for k, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(float(value), ls="--", lw=1, color=f"C{len(results) + k}", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("training images N")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    else:
+        ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

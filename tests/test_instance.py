@@ -168,6 +168,51 @@ def test_choose_parameter_prefers_the_h_that_separates_touching_objects():
     assert best == 1.0 and scores[1.0] == 1.0 and scores[20.0] < 1.0
 
 
+def test_bonte_mask_threshold_pair_rescues_an_uncalibrated_mask():
+    lab = _two_touching_squares()
+    b = I.bonte_targets(lab)
+    b[1] = np.where(b[1] > 0, -0.5, -5.0)  # well ordered but below 0 everywhere
+    assert I.to_instances(b, "bonte", 1.0).max() == 0
+    assert matching(lab, I.to_instances(b, "bonte", (1.0, -1.0))).at(0.9)["tp"] == 2
+    best, _ = I.choose_parameter([b], [lab], "bonte", [(1.0, 0.0), (1.0, -1.0)])
+    assert best == (1.0, -1.0)
+    with pytest.raises(ValueError, match="mask_threshold"):
+        I.to_instances(b, "bonte", (1.0, 0.0, 2.0))
+
+
+def test_coarse_target_instances_full_resolution_is_exact_and_coarse_output_costs_high_iou():
+    f = make_field(256, seed=5)
+    lab = f["nuclei"].astype(np.int32)
+    n = len(np.unique(lab)) - 1
+    for recipe, par in (("bonte", 1.0), ("fpn2ws", (0.6, 0.02))):
+        exact = I.coarse_target_instances(lab, recipe, par, stride=1)
+        assert matching(lab, exact).at(0.9)["tp"] >= 0.95 * n
+    fine = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
+    coarse = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
+    assert coarse["f1_09"] < fine["f1_09"]
+    with pytest.raises(ValueError, match="stride"):
+        I.coarse_target_instances(lab, "bonte", 1.0, stride=0)
+
+
+def test_isl_field_split_keeps_the_test_quadrant_apart():
+    x = np.arange(3 * 64 * 64, dtype=np.float32).reshape(3, 64, 64)
+    lab = np.arange(64 * 64, dtype=np.int32).reshape(64, 64)
+    region = (slice(32, 64), slice(32, 64))
+    s = I.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
+    assert len(s["train_x"]) == 10 and len(s["val_x"]) == 2  # 12 tiles outside the quadrant
+    assert np.array_equal(s["test_y"][0], lab[32:, 32:]) and s["test_x"][0].shape == (3, 32, 32)
+    corners = s["train_corners"] + s["val_corners"]
+    assert len(set(corners)) == 12 and all(not (y >= 32 and x0 >= 32) for y, x0 in corners)
+    for (y, x0), t, ty in zip(s["train_corners"], s["train_x"], s["train_y"]):
+        assert np.array_equal(t, x[:, y:y + 16, x0:x0 + 16]) and np.array_equal(ty, lab[y:y + 16, x0:x0 + 16])
+    again = I.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
+    assert again["train_corners"] == s["train_corners"]
+    with pytest.raises(ValueError, match="n_val"):
+        I.isl_field_split(x, lab, tile=16, n_val=12, test_region=region)
+    with pytest.raises(ValueError, match="differ"):
+        I.isl_field_split(x, lab[:32], tile=16, test_region=region)
+
+
 def test_evaluate_reports_papers_scores_and_error_types():
     lab = _two_touching_squares()
     merged = (lab > 0).astype(np.int32)
