@@ -335,6 +335,10 @@ def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None, references=None
     for k, (name, value) in enumerate((references or {}).items()):
         ax.axhline(float(value), ls="--", lw=1, color=f"C{len(results) + k}", label=name)
     ax.set_xscale("log")
+    ns = sorted({int(n) for r in results.values() for n in r["n"]})
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.minorticks_off()
     ax.set_xlabel("training images N")
     ax.set_ylabel(ylabel)
     if ylim is not None:

@@ -267,3 +267,26 @@ def test_fpn2ws_recipe_overfits_a_synthetic_field_and_recovers_its_cells(cells_f
     best, _ = I.choose_parameter([maps], [lab], "fpn2ws", pairs, iou=0.5, min_size=8)
     pred = I.to_instances(maps, "fpn2ws", best, min_size=8)
     assert matching(lab, pred).at(0.5)["f1"] >= 0.8
+
+
+# -------------------------------------------------------------------------------- figures
+def test_metric_vs_n_draws_reference_lines_and_image_grid_shows_rgb_overlays():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from islteach import viz
+
+    fig = viz.plot_metric_vs_n({"ISL": {"n": [1, 4], "mean": [0.02, 0.05]}}, ylim=None,
+                               references={"zero-shot": 0.1})
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines() if line.get_linestyle() == "--"] == ["zero-shot"]
+    assert ax.get_ylim()[1] < 1.0  # scaled to the data
+    plt.close(fig)
+    rgb = viz.outline_overlay(np.zeros((8, 8)), np.eye(8, dtype=np.int32))
+    fig = viz.image_grid({"gray": np.zeros((8, 8)), "overlay": rgb}, ncols=2)
+    assert fig.axes[1].get_images()[0].get_array().shape == (8, 8, 3)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="RGB"):
+        viz.image_grid({"bad": np.zeros((8, 8, 2))})
