@@ -307,7 +307,7 @@ class TwoOutputHead(nn.Module):
         return self.head(self.body(x))
 
 
-def isl_two_output(model, hidden: int = 16):
+def isl_two_output(model, hidden: int = 16, shift: float | None = 0.5):
     """Bonte et al.'s ISL variant: a one-output pretrained network + two ``Conv2d`` layers.
 
     Parameters
@@ -317,6 +317,13 @@ def isl_two_output(model, hidden: int = 16):
         :func:`islteach.pretext.get_isl_model`. All its weights stay trainable.
     hidden : int
         Channels between the two appended convolutions.
+    shift : float or None
+        How the appended layers start. A number (default 0.5, chapter 3's
+        :data:`islteach.experiments.ISL_SHIFT`): the distance channel starts as the virtual
+        stain ``f`` and the mask logits as ``f - shift``, so before any fine-tuning the network
+        already is the zero-shot segmenter "virtual stain above ``shift``" (small random
+        perturbations break the symmetry between hidden channels). ``None``: the second
+        convolution starts random, so the pretext output is not used as a mask at first.
 
     Returns
     -------
@@ -334,15 +341,22 @@ def isl_two_output(model, hidden: int = 16):
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if shift is not None and (isinstance(shift, bool) or not np.isfinite(float(shift))):
+        raise ValueError(f"shift must be a finite number or None, got {shift!r}")
     net = TwoOutputHead(model, hidden=hidden)
-    # initialise the head so that the distance channel starts as a copy of the body's output
+    conv1, conv2 = net.head[0], net.head[2]
     with torch.no_grad():
-        net.head[0].weight.zero_()
-        net.head[0].bias.zero_()
-        net.head[0].weight[:, 0, 1, 1] = 1.0
-        net.head[0].bias.fill_(0.0)
+        # every hidden channel starts as (almost) a copy of the body's output
+        conv1.weight.mul_(0.01)
+        conv1.bias.zero_()
+        conv1.weight[:, 0, 1, 1] += 1.0
+        if shift is not None:
+            conv2.weight.mul_(0.01)
+            conv2.weight[:, :, 0, 0] += 1.0 / hidden  # each output = mean of the hidden copies = f
+            conv2.bias.copy_(torch.tensor([0.0, -float(shift)]))
     net.islteach_init = "isl"
     net.islteach_recipe = "bonte"
+    net.islteach_shift = shift
     return net
 
 

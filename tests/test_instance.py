@@ -99,6 +99,27 @@ def test_isl_two_output_appends_two_convolutions_to_a_one_output_model():
         I.isl_two_output(np.zeros(3))
 
 
+def test_isl_two_output_starts_as_the_zero_shot_segmenter_and_survives_negative_outputs():
+    torch.manual_seed(0)
+    body = torch.nn.Conv2d(3, 1, 3, padding=1)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        f = torch.nn.functional.leaky_relu(body(x), 0.1)
+        out = I.isl_two_output(body, shift=0.5)(x)
+    assert torch.allclose(out[:, :1], f, atol=0.05)  # distance channel = the virtual stain
+    assert torch.allclose(out[:, 1:], f - 0.5, atol=0.05)  # mask logits: stain above 0.5
+    # a body whose output is negative everywhere still passes gradient to its weights
+    neg = torch.nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        neg.weight.zero_()
+        neg.bias.fill_(-3.0)
+    net = I.isl_two_output(neg, shift=None)
+    net(x).sum().backward()
+    assert float(neg.bias.grad.abs()) > 0
+    with pytest.raises(ValueError, match="shift"):
+        I.isl_two_output(body, shift=float("nan"))
+
+
 def test_fpn2ws_has_two_independent_sigmoid_networks():
     m = I.fpn2ws_model("resnet18", None, in_channels=1, pyramid_channels=64, segmentation_channels=32)
     out = m(torch.randn(1, 1, 64, 64))
