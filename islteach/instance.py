@@ -29,7 +29,7 @@ instance_dataset, train_bonte, train_fpn2ws
     Random-crop datasets and training with :func:`islteach.train.fit` (one loop for the book).
 predict_maps, bonte_instances, fpn2ws_instances, choose_parameter
     Whole-field prediction, post-processing to labels, validation-based choice of h / threshold.
-evaluate, error_counts, one_pixel_error_iou, coarse_target_instances
+evaluate, error_counts, one_pixel_error_iou, coarse_target_maps, resolution_bound
     Scores (F1 at 0.5 / 0.7 / 0.9, mAP), error types, the small-object effect, the best a
     network of a given output resolution could do.
 synthetic_cells, isl_field_split, transfer_builders, transfer_curve
@@ -62,7 +62,9 @@ __all__ = [
     "fpn2ws_instances",
     "to_instances",
     "choose_parameter",
+    "coarse_target_maps",
     "coarse_target_instances",
+    "resolution_bound",
     "isl_field_split",
     "evaluate",
     "error_counts",
@@ -753,35 +755,32 @@ def error_counts(y_true, y_pred, threshold: float = 0.7, matching=None) -> dict:
             "merges": int(s.merges), "splits": int(s.splits), "n_true": int(s.n_true)}
 
 
-def coarse_target_instances(labels, recipe: str, parameter, *, scale: float = 1.0, stride: int = 4,
-                            min_size: int = 0) -> np.ndarray:
-    """Instances recovered from the TRUE targets after a network's resolution losses.
+def coarse_target_maps(labels, recipe: str, *, scale: float = 1.0, stride: int = 4) -> np.ndarray:
+    """The TRUE targets of ``labels`` as a network of a given output resolution could draw them.
 
-    The targets of ``labels`` are made at ``scale`` (as for training), averaged over blocks of
-    ``stride`` pixels (an FPN predicts at 1/4 of its input, ``stride=4``), resized back to
-    full size bilinearly and post-processed with ``parameter``: a perfect network of that
-    resolution could do no better, so this is an upper bound for the recipe at that scale.
+    The targets are made at ``scale`` (as for training), averaged over blocks of ``stride``
+    pixels (an FPN predicts at 1/4 of its input: ``stride=4``) and resized back to the full
+    size bilinearly, as :func:`predict_maps` does with a network's output. Post-processing them
+    (:func:`to_instances`) shows the best a perfect network of that resolution could score.
 
     Parameters
     ----------
     labels : (H, W) int array
     recipe : {"bonte", "fpn2ws"}
-    parameter : float or pair
-        As for :func:`to_instances`. For Bonte the mask channel of the targets is a 0/1 mask,
-        so a mask threshold of 0.5 is used unless the pair gives one.
     scale : float
     stride : int
         Output stride of the network (1: full resolution).
-    min_size : int
 
     Returns
     -------
-    (H, W) int32 labels
+    (2, H, W) float32
+        For Bonte the mask channel is turned into logits (+-5) so that the usual mask
+        threshold 0 applies.
 
     Examples
     --------
     >>> lab = np.zeros((64, 64), np.int32); lab[8:30, 8:30] = 1; lab[8:30, 30:52] = 2
-    >>> int(coarse_target_instances(lab, "fpn2ws", (0.6, 0.02), stride=1).max())
+    >>> int(to_instances(coarse_target_maps(lab, "fpn2ws", stride=1), "fpn2ws", (0.6, 0.02)).max())
     2
     """
     from skimage.transform import resize
@@ -792,16 +791,50 @@ def coarse_target_instances(labels, recipe: str, parameter, *, scale: float = 1.
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
     t = make_targets(rescale_labels(lab, scale), recipe)
+    if recipe == "bonte":
+        t[1] = np.where(t[1] > 0.5, 5.0, -5.0)
     if stride > 1:
         h, w = t.shape[1:]
         t = resize(t, (2, max(1, h // stride), max(1, w // stride)), order=1, anti_aliasing=True)
-    t = _upsample(t.astype(np.float32), lab.shape)
-    kwargs = {"min_size": min_size}
-    if recipe == "bonte":
-        if isinstance(parameter, (tuple, list)):
-            return to_instances(t, recipe, parameter, **kwargs)
-        kwargs["mask_threshold"] = 0.5
-    return to_instances(t, recipe, parameter, **kwargs)
+    return _upsample(t.astype(np.float32), lab.shape)
+
+
+def coarse_target_instances(labels, recipe: str, parameter, *, scale: float = 1.0, stride: int = 4,
+                            min_size: int = 0) -> np.ndarray:
+    """:func:`to_instances` of :func:`coarse_target_maps` (``parameter`` as for :func:`to_instances`).
+
+    Examples
+    --------
+    >>> lab = np.zeros((64, 64), np.int32); lab[8:30, 8:30] = 1; lab[8:30, 30:52] = 2
+    >>> int(coarse_target_instances(lab, "fpn2ws", (0.6, 0.02), stride=1).max())
+    2
+    """
+    maps = coarse_target_maps(labels, recipe, scale=scale, stride=stride)
+    return to_instances(maps, recipe, parameter, min_size=min_size)
+
+
+def resolution_bound(labels_list, recipe: str, candidates, *, scale: float = 1.0, stride: int = 4,
+                     min_size: int = 0, ious=(0.7, 0.9)) -> dict:
+    """Best F1 that perfect maps of a given resolution reach, over post-processing candidates.
+
+    For every IoU threshold in ``ious`` the candidate parameter is chosen separately (with
+    :func:`choose_parameter` on the true coarse maps of ``labels_list``), so the figures are an
+    upper bound for any network of that output resolution post-processed with one of the
+    candidates.
+
+    Returns
+    -------
+    dict
+        ``{"f1_07": ..., "f1_09": ..., "parameters": {"f1_07": best, ...}}`` (keys from ``ious``).
+    """
+    maps = [coarse_target_maps(y, recipe, scale=scale, stride=stride) for y in labels_list]
+    out, params = {}, {}
+    for t in ious:
+        key = "f1_" + f"{float(t):.2f}".rstrip("0").replace(".", "")  # 0.7 -> f1_07, 0.75 -> f1_075
+        best, scores = choose_parameter(maps, list(labels_list), recipe, candidates, iou=float(t), min_size=min_size)
+        out[key], params[key] = scores[best], best
+    out["parameters"] = params
+    return out
 
 
 def one_pixel_error_iou(radius: float, pixelated: bool = False) -> float:

@@ -176,7 +176,7 @@ CH4 = {
                   bonte_steps=250, fpn_steps=300, fpn_lr=3e-3, freeze_steps=15, val_images=12,
                   transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=200,
                   transfer_steps=40, transfer_batch=4, transfer_seeds=[0],
-                  isl_tile=256, isl_val_tiles=2, isl_n=[1, 4], isl_steps=100, isl_batch=4, isl_crop=128,
+                  isl_tile=256, isl_val_tiles=2, isl_n=[1, 4], isl_steps=80, isl_batch=4, isl_crop=96,
                   isl_seeds=[0]),
     "colab": dict(_CH4_COMMON, scale=1.0, fpn_scale=1.0, encoder_weights="imagenet", encoder_depth=5,
                   decoder_channels=None, fpn_channels=[256, 128], n_crops=40,

@@ -211,6 +211,11 @@ def test_coarse_target_instances_full_resolution_is_exact_and_coarse_output_cost
     fine = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
     coarse = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
     assert coarse["f1_09"] < fine["f1_09"]
+    cands = [(0.5, 0.1), (0.6, 0.02)]
+    b = I.resolution_bound([lab], "fpn2ws", cands, stride=4)
+    assert b["f1_09"] == max(I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", c, stride=4)])["f1_09"]
+                             for c in cands)
+    assert b["parameters"]["f1_09"] in cands and b["f1_07"] >= b["f1_09"]
     with pytest.raises(ValueError, match="stride"):
         I.coarse_target_instances(lab, "bonte", 1.0, stride=0)
 
