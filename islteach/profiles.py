@@ -167,7 +167,7 @@ _CH4_COMMON = {
     # ISL field: (h, mask-logit threshold) candidates, chosen at IoU isl_choose_iou on the
     # validation tiles (short fine-tuning leaves the mask output ordered but not calibrated)
     "isl_h_values": [1.0, 2.0, 3.0],
-    "isl_mask_thresholds": [-2.0, -1.0, 0.0],
+    "isl_mask_thresholds": [-1.0, 0.0, 1.0],  # ties go to the middle pair, (2.0, 0.0)
     "isl_choose_iou": 0.5,
 }
 CH4 = {
