@@ -817,22 +817,34 @@ def resolution_bound(labels_list, recipe: str, candidates, *, scale: float = 1.0
                      min_size: int = 0, ious=(0.7, 0.9)) -> dict:
     """Best F1 that perfect maps of a given resolution reach, over post-processing candidates.
 
-    For every IoU threshold in ``ious`` the candidate parameter is chosen separately (with
-    :func:`choose_parameter` on the true coarse maps of ``labels_list``), so the figures are an
-    upper bound for any network of that output resolution post-processed with one of the
-    candidates.
+    Every candidate post-processes the true coarse maps of ``labels_list`` once; for every IoU
+    threshold in ``ious`` the best candidate is taken separately (objects pooled over images,
+    as in :func:`choose_parameter`), so the figures are an upper bound for any network of that
+    output resolution post-processed with one of the candidates.
 
     Returns
     -------
     dict
         ``{"f1_07": ..., "f1_09": ..., "parameters": {"f1_07": best, ...}}`` (keys from ``ious``).
     """
+    from .metrics import matching_dataset
+
+    ious = tuple(float(t) for t in ious)
+    if not ious or len(labels_list) == 0:
+        raise ValueError("ious and labels_list must not be empty")
+    candidates = [tuple(float(u) for u in c) if isinstance(c, (tuple, list)) else float(c) for c in candidates]
+    if not candidates:
+        raise ValueError("candidates must not be empty")
     maps = [coarse_target_maps(y, recipe, scale=scale, stride=stride) for y in labels_list]
+    f1 = {}  # one post-processing per candidate, scored at every IoU threshold at once
+    for c in candidates:
+        preds = [to_instances(m, recipe, c, min_size=min_size) for m in maps]
+        f1[c] = matching_dataset(list(labels_list), preds, thresholds=ious).summed.f1
     out, params = {}, {}
-    for t in ious:
-        key = "f1_" + f"{float(t):.2f}".rstrip("0").replace(".", "")  # 0.7 -> f1_07, 0.75 -> f1_075
-        best, scores = choose_parameter(maps, list(labels_list), recipe, candidates, iou=float(t), min_size=min_size)
-        out[key], params[key] = scores[best], best
+    for i, t in enumerate(ious):
+        key = "f1_" + f"{t:.2f}".rstrip("0").replace(".", "")  # 0.7 -> f1_07, 0.75 -> f1_075
+        best = max(candidates, key=lambda c: f1[c][i])  # first candidate wins ties
+        out[key], params[key] = float(f1[best][i]), best
     out["parameters"] = params
     return out
 
