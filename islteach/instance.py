@@ -63,7 +63,6 @@ __all__ = [
     "to_instances",
     "choose_parameter",
     "coarse_target_maps",
-    "coarse_target_instances",
     "resolution_bound",
     "isl_field_split",
     "evaluate",
@@ -358,7 +357,6 @@ def isl_two_output(model, hidden: int = 16, shift: float | None = 0.5):
             conv2.bias.copy_(torch.tensor([0.0, -float(shift)]))
     net.islteach_init = "isl"
     net.islteach_recipe = "bonte"
-    net.islteach_shift = shift
     return net
 
 
@@ -691,6 +689,16 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
     scores : dict
         ``{value: F1}`` over the validation images (objects pooled).
     """
+    scores = {v: f[0] for v, f in _candidate_f1(maps_list, labels_list, recipe, values, (iou,), **kwargs).items()}
+    values = list(scores)
+    order = {v: i for i, v in enumerate(values)}
+    mid = len(values) // 2  # ties: prefer the candidate nearest the middle of the list
+    best = max(values, key=lambda v: (scores[v], -abs(order[v] - mid)))
+    return best, scores
+
+
+def _candidate_f1(maps_list, labels_list, recipe: str, values, ious, **kwargs) -> dict:
+    """``{candidate: F1 at each of ious}``: each candidate post-processes every map once."""
     from .metrics import matching_dataset
 
     if len(maps_list) != len(labels_list) or len(maps_list) == 0:
@@ -698,14 +706,11 @@ def choose_parameter(maps_list, labels_list, recipe: str, values, *, iou: float 
     values = [tuple(float(u) for u in v) if isinstance(v, (tuple, list)) else float(v) for v in values]
     if not values:
         raise ValueError("values must not be empty")
-    scores = {}
+    out = {}
     for v in values:
         preds = [to_instances(m, recipe, v, **kwargs) for m in maps_list]
-        scores[v] = float(matching_dataset(list(labels_list), preds, thresholds=(iou,)).summed.f1[0])
-    order = {v: i for i, v in enumerate(values)}
-    mid = len(values) // 2  # ties: prefer the candidate nearest the middle of the list
-    best = max(values, key=lambda v: (scores[v], -abs(order[v] - mid)))
-    return best, scores
+        out[v] = [float(f) for f in matching_dataset(list(labels_list), preds, thresholds=tuple(ious)).summed.f1]
+    return out
 
 
 # -------------------------------------------------------------------------------- evaluation
@@ -799,20 +804,6 @@ def coarse_target_maps(labels, recipe: str, *, scale: float = 1.0, stride: int =
     return _upsample(t.astype(np.float32), lab.shape)
 
 
-def coarse_target_instances(labels, recipe: str, parameter, *, scale: float = 1.0, stride: int = 4,
-                            min_size: int = 0) -> np.ndarray:
-    """:func:`to_instances` of :func:`coarse_target_maps` (``parameter`` as for :func:`to_instances`).
-
-    Examples
-    --------
-    >>> lab = np.zeros((64, 64), np.int32); lab[8:30, 8:30] = 1; lab[8:30, 30:52] = 2
-    >>> int(coarse_target_instances(lab, "fpn2ws", (0.6, 0.02), stride=1).max())
-    2
-    """
-    maps = coarse_target_maps(labels, recipe, scale=scale, stride=stride)
-    return to_instances(maps, recipe, parameter, min_size=min_size)
-
-
 def resolution_bound(labels_list, recipe: str, candidates, *, scale: float = 1.0, stride: int = 4,
                      min_size: int = 0, ious=(0.7, 0.9)) -> dict:
     """Best F1 that perfect maps of a given resolution reach, over post-processing candidates.
@@ -827,24 +818,16 @@ def resolution_bound(labels_list, recipe: str, candidates, *, scale: float = 1.0
     dict
         ``{"f1_07": ..., "f1_09": ..., "parameters": {"f1_07": best, ...}}`` (keys from ``ious``).
     """
-    from .metrics import matching_dataset
-
     ious = tuple(float(t) for t in ious)
-    if not ious or len(labels_list) == 0:
-        raise ValueError("ious and labels_list must not be empty")
-    candidates = [tuple(float(u) for u in c) if isinstance(c, (tuple, list)) else float(c) for c in candidates]
-    if not candidates:
-        raise ValueError("candidates must not be empty")
+    if not ious:
+        raise ValueError("ious must not be empty")
     maps = [coarse_target_maps(y, recipe, scale=scale, stride=stride) for y in labels_list]
-    f1 = {}  # one post-processing per candidate, scored at every IoU threshold at once
-    for c in candidates:
-        preds = [to_instances(m, recipe, c, min_size=min_size) for m in maps]
-        f1[c] = matching_dataset(list(labels_list), preds, thresholds=ious).summed.f1
+    f1 = _candidate_f1(maps, labels_list, recipe, candidates, ious, min_size=min_size)
     out, params = {}, {}
     for i, t in enumerate(ious):
         key = "f1_" + f"{t:.2f}".rstrip("0").replace(".", "")  # 0.7 -> f1_07, 0.75 -> f1_075
-        best = max(candidates, key=lambda c: f1[c][i])  # first candidate wins ties
-        out[key], params[key] = float(f1[best][i]), best
+        best = max(f1, key=lambda c: f1[c][i])  # first candidate wins ties
+        out[key], params[key] = f1[best][i], best
     out["parameters"] = params
     return out
 

@@ -311,6 +311,7 @@ def train_virtual_staining(x, y, train_mask, *, encoder_name, encoder_weights="i
     from .models import unet
     from .train import fit
 
+    torch.manual_seed(seed)  # the initial weights depend on ``seed`` only, not on earlier work
     model = unet(encoder_name, encoder_weights=encoder_weights, in_channels=int(x.shape[0]), classes=1)
     ds = _data.PairDataset(x, y, crop_size=int(crop), n_crops=int(n_crops), seed=seed, allowed=train_mask,
                            flips=True)

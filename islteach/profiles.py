@@ -145,11 +145,10 @@ CH3 = {
 # (initial ratio MSE / BCE measured on our targets) instead of their number, 2000.
 # fpn_scale: the same for FPN2-WS, whose smp FPN predicts at 1/4 of its input resolution: at
 # scale 0.5 its maps have one value per 8x8 block of BBBC039 pixels, too coarse for nuclei about
-# 25 px wide (measured with the TRUE targets pushed through that resolution: F1@0.9 = 0.02 at
-# scale 0.5, 0.80 at scale 1), so it is trained at full resolution in every profile.
+# 25 px wide (chapter 4 computes the bound with instance.resolution_bound), so it is trained at
+# full resolution in every profile.
 # fpn_lr: Adam's learning rate for FPN2-WS (1e-3 in the paper). The quick profile's 300 steps
-# are far from the paper's 25 cycles; 3e-3 gets further in them (measured on 12 validation
-# images: F1@0.7 0.63 with 1e-3, 0.78 with 3e-3).
+# are far from the paper's 25 cycles; 3e-3 gets further in them.
 # transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
 # isl_*: the ISL-field transfer experiment (chapter 1's DAPI model -> nucleus instances with
 # chapter 2's labels): tiles of isl_tile px, isl_val_tiles of them choose (h, mask threshold).

@@ -201,23 +201,27 @@ def test_bonte_mask_threshold_pair_rescues_an_uncalibrated_mask():
         I.to_instances(b, "bonte", (1.0, 0.0, 2.0))
 
 
-def test_coarse_target_instances_full_resolution_is_exact_and_coarse_output_costs_high_iou():
+def _coarse_instances(lab, recipe, par, **kw):
+    return I.to_instances(I.coarse_target_maps(lab, recipe, **kw), recipe, par)
+
+
+def test_coarse_target_maps_full_resolution_is_exact_and_coarse_output_costs_high_iou():
     f = make_field(256, seed=5)
     lab = f["nuclei"].astype(np.int32)
     n = len(np.unique(lab)) - 1
     for recipe, par in (("bonte", 1.0), ("fpn2ws", (0.6, 0.02))):
-        exact = I.coarse_target_instances(lab, recipe, par, stride=1)
+        exact = _coarse_instances(lab, recipe, par, stride=1)
         assert matching(lab, exact).at(0.9)["tp"] >= 0.95 * n
-    fine = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
-    coarse = I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
+    fine = I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
+    coarse = I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
     assert coarse["f1_09"] < fine["f1_09"]
     cands = [(0.5, 0.1), (0.6, 0.02)]
     b = I.resolution_bound([lab], "fpn2ws", cands, stride=4)
-    assert b["f1_09"] == max(I.evaluate([lab], [I.coarse_target_instances(lab, "fpn2ws", c, stride=4)])["f1_09"]
+    assert b["f1_09"] == max(I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", c, stride=4)])["f1_09"]
                              for c in cands)
     assert b["parameters"]["f1_09"] in cands and b["f1_07"] >= b["f1_09"]
     with pytest.raises(ValueError, match="stride"):
-        I.coarse_target_instances(lab, "bonte", 1.0, stride=0)
+        I.coarse_target_maps(lab, "bonte", stride=0)
 
 
 def test_isl_field_split_keeps_the_test_quadrant_apart():
