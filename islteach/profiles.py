@@ -93,7 +93,7 @@ CH2 = {
 # --- Chapter 3: transfer learning ------------------------------------------
 # Track A (synthetic fields) and track B (the ISL field). ``synth_pretext`` is the
 # label-free -> DAPI pretext on its own pool of fields; ``*_finetune`` are keyword
-# arguments of islteach.experiments.finetune_and_evaluate (soft Jaccard loss, Adam).
+# arguments of islteach.transfer.finetune_and_evaluate (soft Jaccard loss, Adam).
 # ``isl_control``: MAP2 control pretext on the ISL field: "always" (retrain it if
 # chapter 1 did not save it), "if-saved" (only when chapter 1 saved it), "never".
 # quick: one step of resnet18 on 4 crops of 64x64 costs ~0.27 s of CPU (one thread).

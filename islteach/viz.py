@@ -188,7 +188,7 @@ def plot_error_types(errors, ax=None, title=None, normalise: bool = True):
     ----------
     errors : dict
         ``{method: {"false_positives": n, "false_negatives": n, "merges": n, "splits": n,
-        "n_true": n}}`` (e.g. from :func:`islteach.instance.error_counts`).
+        "n_true": n}}`` (e.g. from :func:`islteach.distance_maps.error_counts`).
     normalise : bool
         Show each count as a percentage of the true objects.
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from islteach import experiments as ex
+from islteach import transfer as tl
 from islteach.losses import SoftJaccardLoss, soft_jaccard_loss
 
 
@@ -28,7 +28,7 @@ GRID = dict(inits=["random", "isl"], n_values=[1, 10, 50], seeds=[0, 1], progres
 
 def test_learning_curve_returns_one_tidy_record_per_point_small_n_first():
     fake = CountingFake()
-    rec = ex.learning_curve(fake, **GRID)
+    rec = tl.learning_curve(fake, **GRID)
     assert len(rec) == 12 == len(fake.calls)
     assert [(r["init"], r["n"], r["seed"]) for r in rec[:4]] == [
         ("random", 1, 0), ("isl", 1, 0), ("random", 1, 1), ("isl", 1, 1)]
@@ -37,9 +37,9 @@ def test_learning_curve_returns_one_tidy_record_per_point_small_n_first():
 
 
 def test_learning_curve_rerun_skips_every_point_already_in_the_cache(tmp_path):
-    first = ex.learning_curve(CountingFake(), cache_dir=tmp_path, **GRID)
+    first = tl.learning_curve(CountingFake(), cache_dir=tmp_path, **GRID)
     again = CountingFake()
-    second = ex.learning_curve(again, cache_dir=tmp_path, **GRID)
+    second = tl.learning_curve(again, cache_dir=tmp_path, **GRID)
     assert again.calls == []
     assert all(r["cached"] for r in second) and not any(r["cached"] for r in first)
     assert [r["iou"] for r in second] == [r["iou"] for r in first]
@@ -49,10 +49,10 @@ def test_learning_curve_rerun_skips_every_point_already_in_the_cache(tmp_path):
 def test_a_crash_mid_curve_loses_only_the_point_being_computed(tmp_path):
     crashing = CountingFake(crash_on_call=5)
     with pytest.raises(RuntimeError, match="disconnect"):
-        ex.learning_curve(crashing, cache_dir=tmp_path, **GRID)
+        tl.learning_curve(crashing, cache_dir=tmp_path, **GRID)
     assert len(list(tmp_path.glob("*.json"))) == 4  # the 4 points finished before the crash
     resumed = CountingFake()
-    rec = ex.learning_curve(resumed, cache_dir=tmp_path, **GRID)
+    rec = tl.learning_curve(resumed, cache_dir=tmp_path, **GRID)
     assert resumed.calls[0] == crashing.calls[-1]  # the crashed point is the first one redone
     assert len(resumed.calls) == 12 - 4
     assert [r["cached"] for r in rec] == [True] * 4 + [False] * 8
@@ -60,28 +60,28 @@ def test_a_crash_mid_curve_loses_only_the_point_being_computed(tmp_path):
 
 
 def test_growing_the_grid_reuses_the_points_already_done(tmp_path):
-    ex.learning_curve(CountingFake(), cache_dir=tmp_path, inits=["random"], n_values=[1], seeds=[0],
+    tl.learning_curve(CountingFake(), cache_dir=tmp_path, inits=["random"], n_values=[1], seeds=[0],
                       progress=False)
     fake = CountingFake()
-    ex.learning_curve(fake, cache_dir=tmp_path, **GRID)
+    tl.learning_curve(fake, cache_dir=tmp_path, **GRID)
     assert ("random", 1, 0) not in fake.calls and len(fake.calls) == 11
 
 
 def test_a_cached_point_made_with_another_config_is_recomputed_not_reused(tmp_path, capsys):
-    ex.learning_curve(CountingFake(), cache_dir=tmp_path, config={"steps": 100}, **GRID)
+    tl.learning_curve(CountingFake(), cache_dir=tmp_path, config={"steps": 100}, **GRID)
     fake = CountingFake()
-    ex.learning_curve(fake, cache_dir=tmp_path, config={"steps": 200}, **GRID)
+    tl.learning_curve(fake, cache_dir=tmp_path, config={"steps": 200}, **GRID)
     assert len(fake.calls) == 12
     assert "another configuration" in capsys.readouterr().out
-    payload = json.loads(ex.point_path(tmp_path, "isl", 1, 0).read_text())
+    payload = json.loads(tl.point_path(tmp_path, "isl", 1, 0).read_text())
     assert json.loads(payload["config"]) == {"steps": 200}
 
 
 def test_a_corrupt_cache_file_is_recomputed(tmp_path):
-    ex.learning_curve(CountingFake(), cache_dir=tmp_path, **GRID)
-    ex.point_path(tmp_path, "random", 10, 1).write_text("{not json")
+    tl.learning_curve(CountingFake(), cache_dir=tmp_path, **GRID)
+    tl.point_path(tmp_path, "random", 10, 1).write_text("{not json")
     fake = CountingFake()
-    ex.learning_curve(fake, cache_dir=tmp_path, **GRID)
+    tl.learning_curve(fake, cache_dir=tmp_path, **GRID)
     assert fake.calls == [("random", 10, 1)]
 
 
@@ -89,17 +89,17 @@ def test_arrays_in_a_result_are_cached_next_to_the_record_and_read_back(tmp_path
     def run(init, n, seed):
         return {"iou": 0.5, "prediction": np.full((4, 5), n, np.float16)}
 
-    ex.learning_curve(run, cache_dir=tmp_path, inits=["isl"], n_values=[1, 3], seeds=[0], progress=False)
-    rec = ex.learning_curve(run, cache_dir=tmp_path, inits=["isl"], n_values=[1, 3], seeds=[0], progress=False)
+    tl.learning_curve(run, cache_dir=tmp_path, inits=["isl"], n_values=[1, 3], seeds=[0], progress=False)
+    rec = tl.learning_curve(run, cache_dir=tmp_path, inits=["isl"], n_values=[1, 3], seeds=[0], progress=False)
     assert all(r["cached"] for r in rec)
     np.testing.assert_array_equal(rec[1]["prediction"], np.full((4, 5), 3, np.float16))
-    assert "prediction" not in ex.records_to_json(rec)[0]
+    assert "prediction" not in tl.records_to_json(rec)[0]
 
 
 @pytest.mark.parametrize("bad", [{"loss": 1.0}, {"iou": float("nan")}, {"iou": "0.5"}, [0.5]])
 def test_learning_curve_rejects_a_result_without_a_finite_metric(bad):
     with pytest.raises((ValueError, TypeError), match="run_point"):
-        ex.learning_curve(lambda i, n, s: bad, inits=["a"], n_values=[1], seeds=[0], progress=False)
+        tl.learning_curve(lambda i, n, s: bad, inits=["a"], n_values=[1], seeds=[0], progress=False)
 
 
 @pytest.mark.parametrize("kwargs", [dict(n_values=[0]), dict(n_values=[1, 1]), dict(seeds=[-1]),
@@ -108,39 +108,39 @@ def test_learning_curve_validates_its_grid(kwargs):
     args = dict(inits=["a"], n_values=[1], seeds=[0], progress=False)
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError)):
-        ex.learning_curve(CountingFake(), **args)
+        tl.learning_curve(CountingFake(), **args)
 
 
 def test_summary_and_relative_gain_follow_the_paper_definition():
-    rec = ex.learning_curve(CountingFake(), **GRID)
-    rows = {(r["init"], r["n"]): r for r in ex.summarize(rec)}
+    rec = tl.learning_curve(CountingFake(), **GRID)
+    rows = {(r["init"], r["n"]): r for r in tl.summarize(rec)}
     assert rows[("isl", 1)]["mean"] == pytest.approx(0.805)
     assert rows[("isl", 1)]["std"] == pytest.approx(np.std([0.8, 0.81], ddof=1))
-    gain = ex.relative_gain(rec, init="isl", baseline="random")
+    gain = tl.relative_gain(rec, init="isl", baseline="random")
     assert gain[1] == pytest.approx((0.805 - 0.505) / 0.505)
     assert gain[50] == pytest.approx((0.006) / 0.505)
-    assert "isl" in ex.format_table(rec).splitlines()[0]
+    assert "isl" in tl.format_table(rec).splitlines()[0]
 
 
 def test_shifted_sigmoid_is_one_half_at_its_shift():
-    f = ex.ShiftedSigmoid(ex.ISL_SHIFT)
+    f = tl.ShiftedSigmoid(tl.ISL_SHIFT)
     assert float(f(torch.tensor(0.5))) == pytest.approx(0.5)
     assert float(f(torch.tensor(1.5))) == pytest.approx(1 / (1 + np.exp(-1.0)))
     with pytest.raises(ValueError):
-        ex.ShiftedSigmoid(float("nan"))
+        tl.ShiftedSigmoid(float("nan"))
 
 
 def test_isl_init_copies_the_pretext_weights_and_never_modifies_them():
     pretext = torch.nn.Conv2d(2, 1, 3, padding=1)
     before = pretext.weight.detach().clone()
-    seg = ex.segmentation_model("isl", pretext_model=pretext)
+    seg = tl.segmentation_model("isl", pretext_model=pretext)
     assert seg.activation.shift == 0.5 and seg.islteach_init == "isl"
     torch.testing.assert_close(seg.body.weight, before)
     with torch.no_grad():
         seg.body.weight.add_(1.0)
     torch.testing.assert_close(pretext.weight, before)
     with pytest.raises(ValueError, match="pretext_model"):
-        ex.segmentation_model("isl")
+        tl.segmentation_model("isl")
 
 
 def test_soft_jaccard_loss_is_zero_when_perfect_and_one_when_disjoint():
@@ -157,27 +157,27 @@ def test_calibrated_threshold_separates_a_shifted_score_map():
     rng = np.random.default_rng(0)
     mask = rng.random((64, 64)) > 0.7
     score = 0.2 + 0.5 * mask + 0.05 * rng.standard_normal(mask.shape)
-    t, v = ex.calibrate_threshold([score], [mask])
+    t, v = tl.calibrate_threshold([score], [mask])
     assert 0.3 < t < 0.6 and v > 0.99
-    out = ex.zero_shot_point([score], [mask], [score[::-1]], [mask[::-1]])
+    out = tl.zero_shot_point([score], [mask], [score[::-1]], [mask[::-1]])
     assert out["iou"] > 0.99 and out["threshold"] == t
     with pytest.raises(ValueError, match="shape"):
-        ex.calibrate_threshold([score], [mask[:10]])
+        tl.calibrate_threshold([score], [mask[:10]])
 
 
 def test_choose_is_nested_within_a_seed_and_differs_between_seeds():
-    one, ten = ex.choose(500, 1, 0), ex.choose(500, 10, 0)
+    one, ten = tl.choose(500, 1, 0), tl.choose(500, 10, 0)
     assert one[0] == ten[0] and len(set(ten)) == 10
-    assert not np.array_equal(ex.choose(500, 10, 1), ten)
+    assert not np.array_equal(tl.choose(500, 10, 1), ten)
     with pytest.raises(ValueError):
-        ex.choose(5, 6, 0)
+        tl.choose(5, 6, 0)
 
 
 def test_isl_training_tiles_never_touch_the_held_out_quadrant():
     from islteach.data import ISL_TEST_REGION
 
     for tile in (128, 256):
-        grid = ex.isl_tile_grid(tile)
+        grid = tl.isl_tile_grid(tile)
         assert len(grid) == 3 * (512 // tile) ** 2
         ys, xs = ISL_TEST_REGION
         for y, x in grid:
@@ -189,8 +189,8 @@ def test_finetune_and_evaluate_learns_a_segmentation_and_averages_the_last_check
     masks = [rng.random((32, 32)) > 0.6 for _ in range(3)]
     images = [(m + 0.1 * rng.standard_normal(m.shape)).astype(np.float32)[None] for m in masks]
     torch.manual_seed(0)
-    net = ex.SegmentationNet(torch.nn.Conv2d(1, 1, 1), shift=0.0, init="random")
-    out = ex.finetune_and_evaluate(net, images[:2], masks[:2], images[2:], masks[2:], steps=60, batch_size=4,
+    net = tl.SegmentationNet(torch.nn.Conv2d(1, 1, 1), shift=0.0, init="random")
+    out = tl.finetune_and_evaluate(net, images[:2], masks[:2], images[2:], masks[2:], steps=60, batch_size=4,
                                    lr=0.1, crop=16, n_crops=4, seed=0, eval_every=10, n_last=3, tile=32,
                                    keep_prediction=True)
     assert sorted(out["iou_checkpoints"], key=int) == ["40", "50", "60"]
@@ -207,7 +207,7 @@ def test_point_runner_draws_nested_images_and_gives_zero_shot_without_training()
     with torch.no_grad():
         pretext.weight.fill_(1.0)
         pretext.bias.zero_()
-    run = ex.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
                                finetune=dict(steps=4, batch_size=2, lr=1e-2, crop=16, n_crops=2, eval_every=2,
                                              n_last=2, tile=32))
     zs1, zs3 = run("zero-shot", 1, 0), run("zero-shot", 3, 0)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from islteach import pretext
+from islteach import virtual_staining
 from islteach.models import save_model, unet
 
 DATA = Path(os.environ.get("ISLTEACH_DATA_DIR", "/work/shared/data"))
@@ -18,14 +18,14 @@ def test_pixel_linear_baseline_recovers_the_weights_of_a_linear_target():
     y = 2 * x[0] - 0.5 * x[2] + 0.1
     mask = np.zeros((32, 32), bool)
     mask[:16] = True
-    pred, coef = pretext.pixel_linear_baseline(x, y, mask)
+    pred, coef = virtual_staining.pixel_linear_baseline(x, y, mask)
     np.testing.assert_allclose(coef, [2.0, 0.0, -0.5, 0.1], atol=1e-9)
     np.testing.assert_allclose(pred, y, atol=1e-5)
 
 
 def test_pixel_linear_baseline_rejects_a_mask_of_the_wrong_shape():
     with pytest.raises(ValueError, match="train_mask"):
-        pretext.pixel_linear_baseline(np.zeros((2, 8, 8)), np.zeros((8, 8)), np.ones((4, 4), bool))
+        virtual_staining.pixel_linear_baseline(np.zeros((2, 8, 8)), np.zeros((8, 8)), np.ones((4, 4), bool))
 
 
 def test_tile_pccs_scores_each_tile_on_its_own():
@@ -33,7 +33,7 @@ def test_tile_pccs_scores_each_tile_on_its_own():
     t = rng.random((64, 64))
     p = t.copy()
     p[:32, 32:] = rng.random((32, 32))  # one tile is noise
-    grid = pretext.tile_pccs(p, t, tile=32)
+    grid = virtual_staining.tile_pccs(p, t, tile=32)
     assert grid.shape == (2, 2)
     np.testing.assert_allclose(grid[[0, 1, 1], [0, 0, 1]], 1.0)
     assert abs(grid[0, 1]) < 0.2
@@ -45,9 +45,9 @@ def test_normalisation_stats_ignore_pixels_outside_the_mask():
     x[0, 5:] = 1e6  # e.g. the held-out region
     mask = np.zeros((10, 10), bool)
     mask[:5] = True
-    st = pretext.normalisation_stats(x, mask, pmin=0, pmax=100)
+    st = virtual_staining.normalisation_stats(x, mask, pmin=0, pmax=100)
     assert st["lo"] == [0.0] and st["hi"] == [49.0]
-    y = pretext.apply_normalisation(x, st)
+    y = virtual_staining.apply_normalisation(x, st)
     assert y[0, 4, 9] == pytest.approx(1.0)
 
 
@@ -55,7 +55,7 @@ def test_normalisation_stats_ignore_pixels_outside_the_mask():
 def test_isl_split_keeps_the_test_quadrant_and_validation_block_out_of_training():
     from islteach.data import ISL_TEST_REGION, PairDataset
 
-    a = pretext.isl_arrays([0, 6, 12], "dapi")
+    a = virtual_staining.isl_arrays([0, 6, 12], "dapi")
     assert a["x"].shape == (3, 1024, 1024) and a["y"].shape == (1, 1024, 1024)
     assert not (a["train"] & a["test"]).any() and not (a["train"] & a["val"]).any()
     assert a["test"][ISL_TEST_REGION].all() and a["test"].sum() == 512 * 512
@@ -63,7 +63,7 @@ def test_isl_split_keeps_the_test_quadrant_and_validation_block_out_of_training(
     for _, y0, x0 in ds.index:
         assert a["train"][y0:y0 + 128, x0:x0 + 128].all()
     with pytest.raises(ValueError, match="planes"):
-        pretext.isl_arrays([0, 13], "dapi")
+        virtual_staining.isl_arrays([0, 13], "dapi")
 
 
 def test_train_virtual_staining_records_validation_pcc_on_a_synthetic_pair():
@@ -71,7 +71,7 @@ def test_train_virtual_staining_records_validation_pcc_on_a_synthetic_pair():
     x = rng.random((2, 48, 48)).astype(np.float32)
     y = x[:1] * 0.5
     mask = np.ones((48, 48), bool)
-    model, h = pretext.train_virtual_staining(
+    model, h = virtual_staining.train_virtual_staining(
         x, y, mask, encoder_name="resnet18", encoder_weights=None, steps=2, crop=32, batch_size=2,
         lr=1e-3, n_crops=4, val=(x[:, :32, :32], y[:, :32, :32]), val_every=1, progress=False)
     assert h.val_step == [1, 2] and all(-1 <= v <= 1 for v in h.val)
@@ -86,7 +86,7 @@ def results_tmp(monkeypatch, tmp_path):
 
 def test_get_isl_model_loads_the_saved_chapter_1_model_without_retraining(results_tmp, monkeypatch):
     m = unet("resnet18", encoder_weights=None, in_channels=3)
-    path = pretext.isl_model_path("dapi", "quick")
+    path = virtual_staining.isl_model_path("dapi", "quick")
     assert path.parent == results_tmp / "quick" / "models"
     save_model(m, path, steps=240, planes=[0, 6, 12], pcc_test_region=0.7)
 
@@ -94,7 +94,7 @@ def test_get_isl_model_loads_the_saved_chapter_1_model_without_retraining(result
         raise AssertionError("retrained although a model was saved")
 
     monkeypatch.setattr(pretext, "train_isl_model", no_training)
-    model, meta = pretext.get_isl_model("dapi", profile="quick")
+    model, meta = virtual_staining.get_isl_model("dapi", profile="quick")
     assert meta["planes"] == [0, 6, 12] and not model.training
 
 
@@ -106,10 +106,10 @@ def test_get_isl_model_retrains_when_missing_or_trained_for_fewer_steps(results_
         return unet("resnet18", encoder_weights=None), {"steps": steps}, None
 
     monkeypatch.setattr(pretext, "train_isl_model", fake_train)
-    pretext.get_isl_model("map2", profile="quick")
+    virtual_staining.get_isl_model("map2", profile="quick")
     assert "training it now" in capsys.readouterr().out
-    save_model(unet("resnet18", encoder_weights=None), pretext.isl_model_path("map2", "quick"), steps=10)
-    pretext.get_isl_model("map2", profile="quick", min_steps=500)
+    save_model(unet("resnet18", encoder_weights=None), virtual_staining.isl_model_path("map2", "quick"), steps=10)
+    virtual_staining.get_isl_model("map2", profile="quick", min_steps=500)
     assert calls[0][0] == "map2" and calls[1] == ("map2", 500)
     with pytest.raises(ValueError, match="target"):
-        pretext.get_isl_model("cellmask", profile="quick")
+        virtual_staining.get_isl_model("cellmask", profile="quick")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from islteach import instance as I
+from islteach import distance_maps as I
 from islteach.data import normalize_percentile
 from islteach.losses import CombinedLoss, TwoMapMSELoss, initial_loss_ratio
 from islteach.metrics import matching

@@ -315,12 +315,12 @@ def isl_two_output(model, hidden: int = 16, shift: float | None = 0.5):
     ----------
     model : torch.nn.Module
         The chapter 1 virtual-staining network (one output channel), e.g. from
-        :func:`islteach.pretext.get_isl_model`. All its weights stay trainable.
+        :func:`islteach.virtual_staining.get_isl_model`. All its weights stay trainable.
     hidden : int
         Channels between the two appended convolutions.
     shift : float or None
         How the appended layers start. A number (default 0.5, chapter 3's
-        :data:`islteach.experiments.ISL_SHIFT`): the distance channel starts as the virtual
+        :data:`islteach.transfer.ISL_SHIFT`): the distance channel starts as the virtual
         stain ``f`` and the mask logits as ``f - shift``, so before any fine-tuning the network
         already is the zero-shot segmenter "virtual stain above ``shift``" (small random
         perturbations break the symmetry between hidden channels). ``None``: the second
@@ -966,7 +966,7 @@ def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0
     """Annotated tiles, validation tiles and the test region of one large field (the ISL field).
 
     The field is cut into non-overlapping ``tile x tile`` tiles that do not touch the test
-    region (:func:`islteach.experiments.isl_tile_grid`); the tiles are put in a seeded random
+    region (:func:`islteach.transfer.isl_tile_grid`); the tiles are put in a seeded random
     order, the last ``n_val`` of them choose the post-processing parameter and the others are
     the pool of annotated images (take the first N of them for N annotated images, so a
     learning curve adds tiles rather than swapping them). The test region is one image.
@@ -974,7 +974,7 @@ def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0
     Parameters
     ----------
     x : (C, H, W) float array
-        Network input, e.g. ``islteach.pretext.isl_arrays(planes)["x"]``.
+        Network input, e.g. ``islteach.virtual_staining.isl_arrays(planes)["x"]``.
     labels : (H, W) int array
         Instance labels of the whole field (chapter 2's ISL nucleus labels).
     tile : int
@@ -999,7 +999,7 @@ def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0
     (10, 2, (3, 512, 512))
     """
     from .data import ISL_TEST_REGION
-    from .experiments import isl_tile_grid
+    from .transfer import isl_tile_grid
 
     img = _check_image(x, "x")
     if img.ndim != 3:

@@ -696,7 +696,7 @@ def train_pretext(x, y, *, encoder_name: str = "resnet18", encoder_weights=None,
                   device=None):
     """The In Silico Labeling pretext on many images: U-Net, L1 loss, Adam with a cosine schedule.
 
-    The same recipe as chapter 1's :func:`islteach.pretext.train_virtual_staining`, for a
+    The same recipe as chapter 1's :func:`islteach.virtual_staining.train_virtual_staining`, for a
     list of images (e.g. a pool of synthetic fields) instead of one large field.
 
     Returns
