@@ -37,7 +37,6 @@ import io
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -47,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from .provenance import get_device
 
 __all__ = [
     "PRETRAINED_MODELS",
@@ -131,12 +132,6 @@ def _check_ids(labels, ids, name="ids"):
     return ids
 
 
-def _device(device=None):
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @contextlib.contextmanager
@@ -234,19 +229,15 @@ def ensure_pretrained(model: str = "nuclei", timeout: float = 10.0) -> Path:
         raise CellposeWeightsUnavailable(_offline_message(model, reason))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    while True:
-                        block = r.read(1 << 20)
-                        if not block:
-                            break
-                        f.write(block)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+        from .provenance import atomic_path
+
+        with urllib.request.urlopen(url, timeout=timeout) as r, atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                while True:
+                    block = r.read(1 << 20)
+                    if not block:
+                        break
+                    f.write(block)
     except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts are OSErrors
         raise CellposeWeightsUnavailable(_offline_message(model, f"download of {url} failed ({e})")) from None
     return target
@@ -279,7 +270,7 @@ def load_cellpose(model="nuclei", device=None, timeout: float = 10.0):
 
     if isinstance(model, cp_models.CellposeModel):
         return model
-    dev = _device(device)
+    dev = get_device(device)
     if isinstance(model, str) and model in PRETRAINED_MODELS:
         ensure_pretrained(model, timeout=timeout)
         key = (model, str(dev))
@@ -444,7 +435,7 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
 
     save_dir = Path(save_dir) if save_dir is not None else results_dir()
     save_dir.mkdir(parents=True, exist_ok=True)
-    dev = _device(device)
+    dev = get_device(device)
     torch.manual_seed(int(seed))
     np.random.seed(int(seed))
     t0 = time.perf_counter()
@@ -1059,10 +1050,11 @@ def save_labels(name: str, labels, method: str, profile=None, **extra) -> Path:
     path = _labels_dir(profile) / f"{name}.npz"
     arrays = {k: np.asarray(v) for k, v in extra.items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in extra.items() if not isinstance(v, np.ndarray)}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, labels=lab.astype(np.int32), method=np.array(method),
-                        meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    from .provenance import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, labels=lab.astype(np.int32), method=np.array(method),
+                            meta=np.array(json.dumps(meta)), **arrays)
     return path
 
 

@@ -281,9 +281,10 @@ def save_model(model, path, **metadata) -> Path:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": "islteach-model-1", "config": dict(config), "metadata": dict(metadata),
                "state_dict": state}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from .provenance import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -9,6 +9,7 @@ headline figures together with the same panel to
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -68,11 +69,62 @@ def device_info() -> dict:
     return {"device": "cpu", "gpu": None, "threads": torch.get_num_threads()}
 
 
-def get_device():
-    """``torch.device('cuda')`` when a GPU is visible, else CPU."""
+def get_device(device=None):
+    """The torch device to use: ``device`` itself when given, else CUDA when a GPU is visible, else CPU.
+
+    The one place where the package chooses a device; every training and prediction
+    function passes its ``device`` argument through here.
+
+    Examples
+    --------
+    >>> str(get_device("cpu"))
+    'cpu'
+    """
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device if isinstance(device, torch.device) else torch.device(device)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Write a file atomically: yield a temporary path next to ``path``, then rename it into place.
+
+    The rename happens only when the ``with`` block finishes without an exception; otherwise the
+    temporary file is removed. So a reader (or a later run) sees either the old file or the
+    complete new one, never a half-written file, even if the process is killed mid-write. The
+    temporary name keeps the suffix of ``path`` (``np.savez`` and ``torch.save`` care) and
+    carries the process id (two processes writing the same file do not collide).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
 
 
 def seed_everything(seed: int) -> None:
@@ -283,10 +335,7 @@ def save_results(chapter: str, results: dict, profile: str | None = None, files=
         report["elapsed_s"] = round(time.perf_counter() - _STARTED[chapter], 1)
     path = results_dir(p.name) / f"{chapter}.json"
     payload = {**to_jsonable(results), "provenance": report}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, json.dumps(payload, indent=2, sort_keys=False).encode())
 
 
 def load_results(chapter: str, profile: str | None = None) -> dict:

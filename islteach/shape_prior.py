@@ -574,7 +574,9 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
             raise ValueError(f"counts must have shape ({images.shape[0]},), got {counts.shape}")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from .provenance import get_device
+
+    device = get_device(device)
     model.to(device).train()
     X = torch.from_numpy(images.astype(np.float32))[:, None]
     Y = torch.from_numpy(masks > 0).float()

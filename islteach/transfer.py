@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .provenance import atomic_write_bytes as _atomic_write_bytes
 from .provenance import to_jsonable as _jsonable
 
 __all__ = [
@@ -91,15 +92,6 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 def point_path(cache_dir, init: str, n: int, seed: int) -> Path:
     """The cache file of one point: ``<cache_dir>/<init>_n<n>_s<seed>.json``."""
     return Path(cache_dir) / f"{_SAFE.sub('-', str(init))}_n{int(n)}_s{int(seed)}.json"
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _save_point(path: Path, record: dict, arrays: dict, config: str) -> None:
