@@ -15,6 +15,26 @@ CHAPTERS = (
 
 COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 
+_CODE_CELL = "```{code-cell} ipython3\n"
+
+
+def sync_setup_cell(md_text: str) -> str:
+    """``md_text`` (a chapter's MyST source) with its first code cell replaced by :data:`islteach.colab.SETUP_CELL`.
+
+    The set-up cell is generated from :mod:`islteach.colab` (repository address, branch,
+    install plan); this keeps every chapter's copy identical to it.
+    """
+    from .colab import SETUP_CELL
+
+    start = md_text.find(_CODE_CELL)
+    if start < 0:
+        raise ValueError("md_text has no code cell")
+    body = start + len(_CODE_CELL)
+    end = md_text.find("\n```", body - 1)
+    if end < 0:
+        raise ValueError("md_text: the first code cell is not closed")
+    return md_text[:body] + SETUP_CELL.strip("\n") + md_text[end:]
+
 
 def render_notebook(md_path) -> str:
     """The output-free ``.ipynb`` text for a MyST-markdown chapter (deterministic, for Colab).

@@ -19,12 +19,35 @@ import numpy as np
 
 from .viz import image_grid, robust_limits
 
-__all__ = ["LiveOnly", "PanelViewer", "panel_viewer"]
+__all__ = ["LiveOnly", "PanelViewer", "enable_colab_widgets", "panel_viewer"]
 
 OFFLINE_NOTE = (
     "Interactive viewer: it needs a running notebook (open this chapter in Colab or Jupyter). "
     "The static figure below shows the same panels."
 )
+
+
+#: The MIME type of a widget view (the same in ipywidgets 7 and 8).
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def enable_colab_widgets() -> bool:
+    """On Google Colab, register the custom widget manager (needed for ipywidgets 8); elsewhere do nothing.
+
+    Returns True when it was registered. Colab's own ipywidgets 7.7.1 works without it, but a
+    participant who upgraded ipywidgets (or a future Colab image) needs it, and it is harmless.
+    """
+    import sys
+
+    if "google.colab" not in sys.modules:
+        return False
+    try:
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+        return True
+    except Exception:  # an older Colab without it: ipywidgets 7 still renders
+        return False
 
 
 class LiveOnly:
@@ -43,10 +66,14 @@ class LiveOnly:
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {}
         rep = getattr(self.widget, "_repr_mimebundle_", None)
-        if rep is not None:
+        if rep is not None:  # ipywidgets 8
             got = rep(include=include, exclude=exclude)
             data = got[0] if isinstance(got, tuple) else got
             bundle.update(data or {})
+        else:  # ipywidgets 7 (Colab's 7.7.1) displays through _ipython_display_: build its view by hand
+            model_id = getattr(self.widget, "model_id", None) or getattr(self.widget, "_model_id", None)
+            if model_id is not None:
+                bundle[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": model_id}
         bundle["text/plain"] = self.note
         bundle["text/html"] = f'<p class="islteach-widget-note"><em>{self.note}</em></p>'
         return bundle
@@ -174,6 +201,8 @@ def panel_viewer(panels, cmap: str = "gray", shared=(), static: bool = True, int
     if interactive:
         try:
             from IPython.display import display
+
+            enable_colab_widgets()
 
             display(LiveOnly(v.widget()))
         except Exception as e:  # no ipywidgets / no frontend: the static figure still shows

@@ -1,5 +1,8 @@
 """Generate the output-free Colab notebooks ``notebooks/<chapter>.ipynb`` from ``book/<chapter>.md``.
 
+It first writes :data:`islteach.colab.SETUP_CELL` into the first code cell of every chapter
+(the set-up cell has one source: :mod:`islteach.colab`).
+
 The notebooks are derived files: never edit them by hand. ``tests/test_book.py``
 fails when one is out of date. Usage::
 
@@ -13,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from islteach.notebooks import CHAPTERS, render_notebook  # noqa: E402
+from islteach.notebooks import CHAPTERS, render_notebook, sync_setup_cell  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -24,7 +27,14 @@ def main(argv=None) -> int:
     out_dir.mkdir(exist_ok=True)
     stale = []
     for stem in CHAPTERS:
-        text = render_notebook(ROOT / "book" / f"{stem}.md")
+        md = ROOT / "book" / f"{stem}.md"
+        source = md.read_text()
+        synced = sync_setup_cell(source)
+        if synced != source:
+            stale.append(md.name)
+            if not args.check:
+                md.write_text(synced)
+        text = render_notebook(md)
         target = out_dir / f"{stem}.ipynb"
         if not target.exists() or target.read_text() != text:
             stale.append(target.name)
