@@ -67,6 +67,7 @@ __all__ = [
     "labels_from_color_mask",
     "normalize_percentile",
     "region_mask",
+    "isl_tile_grid",
     "spatial_split",
     "random_crops",
     "tile_positions",
@@ -338,11 +339,14 @@ def fetch_file(key: str, progressbar: bool = False) -> Path:
     return out
 
 
-def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
+def fetch(name: str, progressbar: bool = True, workers: int = 8, *, archive: bool = True,
+          single_files: bool = True) -> list[Path]:
     """Local paths of every file of data set ``name``, downloading (and verifying) what is missing.
 
-    Files already present are only hash-checked (once per process); missing files
-    are downloaded by pooch, several at a time for data sets of many small files,
+    Files already present are only hash-checked (once per process). When several files
+    are missing and the data set has a registered archive, it is downloaded as that one
+    archive (:func:`fetch_archive`); whatever is still missing (no archive, or the archive
+    failed: a warning says why) is downloaded file by file by pooch, several at a time,
     with retries and a progress bar.
 
     Parameters
@@ -353,6 +357,10 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
         Show progress (one bar over files for multi-file downloads).
     workers : int
         Parallel downloads.
+    archive : bool
+        Try the data set's archive first when several files are missing.
+    single_files : bool
+        Download missing files one by one (the fallback); False raises instead.
 
     Returns
     -------
@@ -379,6 +387,19 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
         (present if (root / k).is_file() else missing).append(k)
     for k in present:  # verify (and repair) local files first
         fetch_file(k)
+    if len(missing) > 1 and archive and name in archives():
+        try:  # one archive instead of many single downloads (rate limits, shared addresses)
+            fetch_archive(name, progressbar=progressbar)
+        except DataError as err:
+            if not single_files:
+                raise
+            import warnings
+
+            warnings.warn(f"{err} Falling back to {len(missing)} single-file downloads.", stacklevel=2)
+        missing = [k for k in missing if not (root / k).is_file()]
+    if missing and not single_files:
+        raise DataFileMissingError(f"{len(missing)} files of {name!r} are missing from {root} "
+                                   "and single-file downloads are switched off (single_files=False)")
     if missing:
         # The first file alone: offline, this fails fast with an actionable message.
         fetch_file(missing[0], progressbar=progressbar and len(missing) == 1)
@@ -404,6 +425,165 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8) -> list[Path]:
                 if bar is not None:
                     bar.close()
     return [root / k for k in keys]
+
+
+# ---------------------------------------------------------------------------
+# Whole data sets as one archive (one download instead of thousands)
+# ---------------------------------------------------------------------------
+#: Release of the repository whose assets are the data archives (``<dataset>.zip``).
+ARCHIVE_TAG = "data-v1"
+#: Environment variable overriding where the archives are downloaded from (a folder URL).
+ARCHIVE_URL_VAR = "ISLTEACH_ARCHIVE_URL"
+_ARCHIVE_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member time stamps: the same files give the same bytes
+
+
+def archive_base_url() -> str:
+    """Folder URL of the data archives: ``$ISLTEACH_ARCHIVE_URL``, else the repository's release assets.
+
+    The archives are published as the assets of the release :data:`ARCHIVE_TAG` of
+    :data:`islteach.colab.REPO_URL` (``<repo>/releases/download/data-v1/<dataset>.zip``),
+    made by ``scripts/make_archives.py``.
+    """
+    env = os.environ.get(ARCHIVE_URL_VAR, "").strip()
+    if env:
+        return env if env.endswith("/") else env + "/"
+    from .colab import REPO_URL
+
+    return f"{REPO_URL}/releases/download/{ARCHIVE_TAG}/"
+
+
+@functools.lru_cache(maxsize=None)
+def archives() -> dict:
+    """``{dataset: {"file", "sha256", "n_files", "n_bytes"}}`` from ``data_registry/archives.json`` ({} if absent)."""
+    path = _registry_dir() / "archives.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def build_archive(name: str, out_dir, src_root=None) -> dict:
+    """Pack every registered file of data set ``name`` into ``out_dir/<name>.zip``, reproducibly.
+
+    Members are the registry keys (``<name>/<relative path>``) in sorted order, stored
+    uncompressed (the images are compressed already) with fixed time stamps, so the same
+    files always give the same archive bytes and the same sha256. Every file is checked
+    against the registry first.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets`.
+    out_dir : path-like
+        Where the archive is written (atomically).
+    src_root : path-like, optional
+        Folder holding ``<name>/...`` (default :func:`data_dir`; missing files are fetched).
+
+    Returns
+    -------
+    dict
+        ``file``, ``sha256``, ``n_files``, ``n_bytes`` (of the archive), ``path``.
+    """
+    import zipfile
+
+    from .provenance import atomic_path
+
+    _check_name(name)
+    root = Path(src_root) if src_root is not None else data_dir()
+    if src_root is None:
+        fetch(name, progressbar=False)
+    reg = _registry(name)
+    out = Path(out_dir) / f"{name}.zip"
+    with atomic_path(out) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+            for key in sorted(reg):
+                path = root / key
+                if not path.is_file():
+                    raise DataFileMissingError(f"build_archive: {key!r} not found at {path}")
+                got = _sha256(path)
+                if got != reg[key][0]:
+                    raise DataHashError(f"build_archive: {path} has sha256 {got}, the registry says {reg[key][0]}")
+                info = zipfile.ZipInfo(key, date_time=_ARCHIVE_TIME)
+                info.external_attr = 0o644 << 16
+                z.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_STORED)
+    return {"file": out.name, "sha256": _sha256(out), "n_files": len(reg), "n_bytes": out.stat().st_size,
+            "path": str(out)}
+
+
+def fetch_archive(name: str, progressbar: bool = True) -> list[Path]:
+    """Download data set ``name`` as one archive, check it, and put its files into :func:`data_dir`.
+
+    The archive's sha256 (``data_registry/archives.json``) is checked by pooch before it is
+    opened (a corrupted or truncated download is deleted and never used); it is then unpacked
+    with pooch's ``Unzip`` into a temporary folder, every member is checked against the
+    per-file registry and moved into place, and the archive and the temporary folder are
+    removed. Members already present are left as they are.
+
+    Raises
+    ------
+    ValueError
+        Unknown data set, or no archive registered for it.
+    DataHashError
+        The archive, or one of its members, does not match its registered sha256 (the
+        message names the archive, where it was downloaded from and what to do).
+    DataFileMissingError
+        The archive could not be downloaded.
+    """
+    import shutil
+
+    import pooch
+
+    _check_name(name)
+    entry = archives().get(name)
+    if entry is None:
+        raise ValueError(f"no archive is registered for data set {name!r} (data_registry/archives.json)")
+    root = data_dir()
+    url = archive_base_url() + entry["file"]
+    where = root / ".archives"
+    where.mkdir(parents=True, exist_ok=True)
+    extract = f"{name}.unzip.tmp{os.getpid()}"
+    try:
+        members = pooch.retrieve(url, known_hash=f"sha256:{entry['sha256']}", fname=entry["file"],
+                                 path=where, progressbar=progressbar,
+                                 processor=pooch.Unzip(extract_dir=extract))
+    except ValueError as err:  # pooch: the hash of the download does not match (corrupted, truncated)
+        raise DataHashError(
+            f"the archive {entry['file']!r} of data set {name!r} downloaded from {url} does not match its "
+            f"registered sha256 {entry['sha256']}; it was deleted and not used ({err}). Run again to "
+            f"retry, or let islteach.data.fetch download the files one by one."
+        ) from err
+    except Exception as err:  # noqa: BLE001 - network errors
+        raise DataFileMissingError(
+            f"the archive {entry['file']!r} of data set {name!r} could not be downloaded from {url} "
+            f"({type(err).__name__}: {err}); the files can still be downloaded one by one."
+        ) from err
+    finally:
+        for leftover in (where / entry["file"],):
+            if leftover.exists():
+                leftover.unlink()
+    tmp_dir = where / extract
+    try:
+        reg = _registry(name)
+        found = {Path(m).relative_to(tmp_dir).as_posix(): Path(m) for m in members}
+        unknown = sorted(set(found) - set(reg))
+        missing = sorted(set(reg) - set(found))
+        if unknown or missing:
+            raise DataHashError(
+                f"the archive {entry['file']!r} from {url} does not hold the registered files of {name!r}: "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unknown (e.g. {unknown[:2]}); "
+                "nothing from it was used.")
+        bad = [k for k in sorted(found) if _sha256(found[k]) != reg[k][0]]
+        if bad:
+            raise DataHashError(
+                f"{len(bad)} member(s) of the archive {entry['file']!r} from {url} do not match the registry "
+                f"(e.g. {bad[0]!r}); nothing from it was used.")
+        for key, src in found.items():
+            target = root / key
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return [root / k for k in sorted(_registry(name))]
 
 
 def verified_hashes(name: str) -> dict:
@@ -783,6 +963,38 @@ def region_mask(shape, region) -> np.ndarray:
     m = np.zeros((h, w), bool)
     m[region] = True
     return m
+
+
+def isl_tile_grid(tile: int = 256, shape=(1024, 1024), test_region=None) -> list:
+    """Top-left corners of the non-overlapping ``tile x tile`` tiles that do not touch the test region.
+
+    The training tiles of the ISL field in chapters 3 and 4: the field is cut into a grid of
+    tiles and every tile that overlaps the held-out region is dropped.
+
+    Parameters
+    ----------
+    tile : int
+        Tile side in pixels.
+    shape : (H, W)
+        Shape of the field.
+    test_region : pair of slices, optional
+        Default :data:`ISL_TEST_REGION` (the bottom-right quadrant).
+
+    Returns
+    -------
+    list of (y, x)
+
+    Examples
+    --------
+    >>> len(isl_tile_grid(256)), isl_tile_grid(512)
+    (12, [(0, 0), (0, 512), (512, 0)])
+    """
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
+        raise ValueError(f"tile must be a positive integer, got {tile!r}")
+    test = region_mask(tuple(shape), ISL_TEST_REGION if test_region is None else test_region)
+    h, w = shape
+    return [(y, x) for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)
+            if not test[y:y + tile, x:x + tile].any()]
 
 
 def spatial_split(shape, test_region=ISL_TEST_REGION, margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
