@@ -126,18 +126,19 @@ def plot_training_curve(history, ax=None, val_label="validation PCC", title=None
 
 
 def glue(name: str, value, display: bool = False):
-    """Hand a computed value to the book's prose (``{glue:text}`name```) via myst_nb; a no-op without it.
+    """Hand a computed value to the book's prose (``{glue:text}`name```) via myst_nb.
 
-    On Colab the book tooling is not installed, so chapters call this instead of
-    ``myst_nb.glue`` directly: the number is still computed and printed by the cell.
-    Returns ``value``.
+    On Colab the book tooling is not installed: there it prints ``name = value``, the line
+    the notebook's prose refers to (its roles become ``name``). Returns None, so that a
+    glue call at the end of a cell prints nothing in the book.
     """
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        return value
+        print(f"{name} = {value}")
+        return None
     _glue(name, value, display=display)
-    return value
+    return None
 
 
 # --- Chapter 4: distance maps ----------------------------------------------------------------
