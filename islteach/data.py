@@ -36,7 +36,6 @@ Examples
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+
+from .provenance import sha256_file
 
 __all__ = [
     "ISL_TEST_REGION",
@@ -226,21 +227,13 @@ _VERIFIED: dict = {}  # path -> (size, mtime_ns) of files whose hash matched in 
 _VERIFIED_LOCK = threading.Lock()
 
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_verified(path: Path, sha: str) -> bool:
     st = path.stat()
     sig = (st.st_size, st.st_mtime_ns, sha)
     with _VERIFIED_LOCK:
         if _VERIFIED.get(str(path)) == sig:
             return True
-    if _sha256(path) == sha:
+    if sha256_file(path) == sha:
         with _VERIFIED_LOCK:
             _VERIFIED[str(path)] = sig
         return True
@@ -305,7 +298,7 @@ def fetch_file(key: str, progressbar: bool = False) -> Path:
     if path.is_file():
         if _is_verified(path, sha):
             return path
-        got = _sha256(path)
+        got = sha256_file(path)
         try:
             path.unlink()
             removed = True
@@ -499,13 +492,13 @@ def build_archive(name: str, out_dir, src_root=None) -> dict:
                 path = root / key
                 if not path.is_file():
                     raise DataFileMissingError(f"build_archive: {key!r} not found at {path}")
-                got = _sha256(path)
+                got = sha256_file(path)
                 if got != reg[key][0]:
                     raise DataHashError(f"build_archive: {path} has sha256 {got}, the registry says {reg[key][0]}")
                 info = zipfile.ZipInfo(key, date_time=_ARCHIVE_TIME)
                 info.external_attr = 0o644 << 16
                 z.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_STORED)
-    return {"file": out.name, "sha256": _sha256(out), "n_files": len(reg), "n_bytes": out.stat().st_size,
+    return {"file": out.name, "sha256": sha256_file(out), "n_files": len(reg), "n_bytes": out.stat().st_size,
             "path": str(out)}
 
 
@@ -571,7 +564,7 @@ def fetch_archive(name: str, progressbar: bool = True) -> list[Path]:
                 f"the archive {entry['file']!r} from {url} does not hold the registered files of {name!r}: "
                 f"{len(missing)} missing (e.g. {missing[:2]}), {len(unknown)} unknown (e.g. {unknown[:2]}); "
                 "nothing from it was used.")
-        bad = [k for k in sorted(found) if _sha256(found[k]) != reg[k][0]]
+        bad = [k for k in sorted(found) if sha256_file(found[k]) != reg[k][0]]
         if bad:
             raise DataHashError(
                 f"{len(bad)} member(s) of the archive {entry['file']!r} from {url} do not match the registry "

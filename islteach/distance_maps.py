@@ -29,11 +29,14 @@ instance_dataset, train_bonte, train_fpn2ws
     Random-crop datasets and training with :func:`islteach.train.fit` (one loop for the book).
 predict_maps, bonte_instances, fpn2ws_instances, choose_parameter
     Whole-field prediction, post-processing to labels, validation-based choice of h / threshold.
-evaluate, error_counts, one_pixel_error_iou, coarse_target_maps, resolution_bound
-    Scores (F1 at 0.5 / 0.7 / 0.9, mAP), error types, the small-object effect, the best a
-    network of a given output resolution could do.
-synthetic_cells, isl_field_split, transfer_builders, transfer_curve
-    The transfer experiments (synthetic cells; the ISL field with chapter 2's labels).
+one_pixel_error_iou, coarse_target_maps, resolution_bound, score_table
+    The small-object effect, the best a network of a given output resolution could do, and a
+    Markdown table of :func:`islteach.metrics.score_record` records (the scores: F1 at
+    0.5 / 0.7 / 0.9 pooled, mAP averaged over images, error types).
+
+Chapter 4's transfer experiments (synthetic cells; the ISL field with chapter 2's labels) run
+through :func:`islteach.transfer.learning_curve` with :class:`islteach.transfer.InstancePointRunner`,
+which calls the models, training and post-processing of this module.
 """
 from __future__ import annotations
 
@@ -64,15 +67,8 @@ __all__ = [
     "choose_parameter",
     "coarse_target_maps",
     "resolution_bound",
-    "isl_field_split",
-    "evaluate",
-    "error_counts",
     "one_pixel_error_iou",
     "erode_labels",
-    "synthetic_cells",
-    "transfer_curve",
-    "transfer_builders",
-    "headline",
     "score_table",
 ]
 
@@ -82,10 +78,10 @@ RECIPES = ("bonte", "fpn2ws")
 
 # ------------------------------------------------------------------------------------ checks
 def _check_labels(labels, name="labels") -> np.ndarray:
-    a = np.asarray(labels)
-    if a.ndim != 2 or a.dtype.kind not in "ui" or (a.size and a.min() < 0):
-        raise ValueError(f"{name} must be a 2-D non-negative integer array, got {a.dtype} {a.shape}")
-    return a
+    """A 2-D label image (:func:`islteach.metrics.check_labels`: ValueError naming ``name``)."""
+    from .metrics import check_labels
+
+    return check_labels(labels, name, ndims=(2,))
 
 
 def _check_image(image, name="image") -> np.ndarray:
@@ -713,53 +709,6 @@ def _candidate_f1(maps_list, labels_list, recipe: str, values, ious, **kwargs) -
     return out
 
 
-# -------------------------------------------------------------------------------- evaluation
-def evaluate(y_true, y_pred) -> dict:
-    """Scores of predicted label images against the truth, as the two papers report them.
-
-    F1 (Zaki et al.) pools the objects of all images; mAP (Bonte et al., mean over IoU
-    0.50..0.95 of TP / (TP + FP + FN)) is averaged over images, as Bonte et al. do.
-
-    Returns
-    -------
-    dict
-        ``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``, ``thresholds`` and ``f1_curve`` (lists),
-        ``errors`` (:func:`error_counts` at IoU 0.7).
-    """
-    from .metrics import THRESHOLDS, matching_dataset
-
-    yt, yp = list(y_true), list(y_pred)
-    r = matching_dataset(yt, yp, thresholds=THRESHOLDS)
-    th = [float(t) for t in r.thresholds]
-    f1 = [float(v) for v in r.summed.f1]
-
-    def at(t):
-        return f1[int(np.argmin([abs(x - t) for x in th]))]
-
-    return {"f1_05": at(0.5), "f1_07": at(0.7), "f1_09": at(0.9),
-            "mean_ap": float(r.image_mean.mean_ap), "thresholds": th, "f1_curve": f1,
-            "errors": error_counts(yt, yp, matching=r)}
-
-
-def error_counts(y_true, y_pred, threshold: float = 0.7, matching=None) -> dict:
-    """Zaki et al.'s error types over a set of images.
-
-    Returns
-    -------
-    dict
-        ``false_positives`` and ``false_negatives`` at IoU ``threshold``, ``merges`` and
-        ``splits`` (overlaps with IoU >= 0.1), ``n_true`` objects.
-    """
-    from .metrics import matching_dataset
-
-    r = matching if matching is not None else matching_dataset(list(y_true), list(y_pred),
-                                                                thresholds=(threshold,))
-    s = r.summed
-    i = int(np.argmin([abs(float(t) - threshold) for t in s.thresholds]))
-    return {"false_positives": int(s.fp[i]), "false_negatives": int(s.fn[i]),
-            "merges": int(s.merges), "splits": int(s.splits), "n_true": int(s.n_true)}
-
-
 def coarse_target_maps(labels, recipe: str, *, scale: float = 1.0, stride: int = 4) -> np.ndarray:
     """The TRUE targets of ``labels`` as a network of a given output resolution could draw them.
 
@@ -861,173 +810,6 @@ def one_pixel_error_iou(radius: float, pixelated: bool = False) -> float:
     return float(inner.sum() / disc.sum())
 
 
-# ---------------------------------------------------------------------------------- transfer
-def synthetic_cells(n: int, size: int = 128, seed: int = 0, **field_kwargs):
-    """``n`` synthetic fields of touching cells for the transfer experiment.
-
-    Parameters
-    ----------
-    n : int
-    size : int
-    seed : int
-        Field ``i`` uses seed ``seed + i``.
-    **field_kwargs
-        Passed to :func:`islteach.synth.make_field`.
-
-    Returns
-    -------
-    dict
-        ``brightfield``: list of (Z, size, size) float32 normalised planes (the input);
-        ``cellmask``: list of (1, size, size) float32 normalised membrane stain (the pretext
-        target); ``cells``: list of (size, size) int32 cell labels (the instance target).
-    """
-    from .data import normalize_percentile
-    from .synth import make_field
-
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    out = {"brightfield": [], "cellmask": [], "cells": []}
-    for i in range(int(n)):
-        f = make_field(size, seed=seed + i, **field_kwargs)
-        out["brightfield"].append(np.stack([normalize_percentile(p) for p in f["brightfield"]]))
-        out["cellmask"].append(normalize_percentile(f["cellmask"])[None])
-        out["cells"].append(f["cells"].astype(np.int32))
-    return out
-
-
-def transfer_curve(builders, train_x, train_y, test_x, test_y, ns, *, steps: int, alpha: float,
-                   crop_size: int, batch_size: int = 8, lr: float = 1e-3, h_values=(0.5, 1.0, 2.0),
-                   val=None, seeds=(0,), min_size: int = 16, choose_iou: float = 0.7,
-                   progress: bool = False) -> dict:
-    """mAP on test fields against the number N of training fields, for several initialisations.
-
-    For every N in ``ns``, every seed and every builder: build a fresh two-output model, train
-    it with the Bonte recipe (:func:`train_bonte`) on the first N training fields, choose h on
-    ``val`` (default: the training fields), segment the test fields and score their mAP.
-
-    Parameters
-    ----------
-    builders : dict
-        ``{name: callable() -> two-output model}``, e.g. ISL-initialised and random.
-    train_x, train_y : sequences of inputs (C, H, W) and labels (H, W)
-    test_x, test_y : sequences
-    ns : sequence of int
-    steps, alpha, crop_size, batch_size, lr : training settings
-    h_values : candidates for :func:`choose_parameter`: h, or ``(h, mask_threshold)`` pairs
-    val : (xs, ys), optional
-    seeds : sequence of int
-    choose_iou : float
-        IoU threshold of the validation F1 that chooses the parameter.
-
-    Returns
-    -------
-    dict
-        ``{name: {"n": [...], "mean": [...], "std": [...], "runs": [[mAP per seed] ...],
-        "f1_05": [[F1@0.5 per seed] ...], "params": [[chosen parameter per seed] ...],
-        "example": labels predicted for ``test_x[0]`` at the largest N (first seed)}}``.
-    """
-    if not isinstance(builders, dict) or not builders:
-        raise ValueError("builders must be a non-empty dict {name: callable}")
-    ns = [int(n) for n in ns]
-    if not ns or min(ns) < 1 or max(ns) > len(train_x):
-        raise ValueError(f"ns must lie in 1..{len(train_x)}, got {ns}")
-    out = {name: {"n": ns, "mean": [], "std": [], "runs": [], "f1_05": [], "params": []} for name in builders}
-    for n in ns:
-        for name, build in builders.items():
-            scores, f1s, params = [], [], []
-            for s in seeds:
-                torch.manual_seed(int(s))
-                model = build()
-                ds = instance_dataset(list(train_x[:n]), list(train_y[:n]), "bonte", crop_size=crop_size,
-                                      n_crops=max(1, 40 // n), seed=int(s))
-                train_bonte(model, ds, steps=steps, alpha=alpha, batch_size=batch_size, lr=lr,
-                            seed=int(s), progress=progress)
-                vx, vy = val if val is not None else (train_x[:n], train_y[:n])
-                vmaps = [predict_maps(model, x) for x in vx]
-                h, _ = choose_parameter(vmaps, list(vy), "bonte", h_values, iou=choose_iou,
-                                        min_size=min_size)
-                preds = [to_instances(predict_maps(model, x), "bonte", h, min_size=min_size) for x in test_x]
-                ev = evaluate(list(test_y), preds)
-                scores.append(ev["mean_ap"])
-                f1s.append(ev["f1_05"])
-                params.append(h)
-                if n == max(ns) and len(scores) == 1:
-                    out[name]["example"] = preds[0]
-                del model
-            out[name]["runs"].append(scores)
-            out[name]["f1_05"].append(f1s)
-            out[name]["params"].append(params)
-            out[name]["mean"].append(float(np.mean(scores)))
-            out[name]["std"].append(float(np.std(scores)))
-    return out
-
-
-def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0, test_region=None) -> dict:
-    """Annotated tiles, validation tiles and the test region of one large field (the ISL field).
-
-    The field is cut into non-overlapping ``tile x tile`` tiles that do not touch the test
-    region (:func:`islteach.transfer.isl_tile_grid`); the tiles are put in a seeded random
-    order, the last ``n_val`` of them choose the post-processing parameter and the others are
-    the pool of annotated images (take the first N of them for N annotated images, so a
-    learning curve adds tiles rather than swapping them). The test region is one image.
-
-    Parameters
-    ----------
-    x : (C, H, W) float array
-        Network input, e.g. ``islteach.virtual_staining.isl_arrays(planes)["x"]``.
-    labels : (H, W) int array
-        Instance labels of the whole field (chapter 2's ISL nucleus labels).
-    tile : int
-    n_val : int
-        Tiles held out for validation (at least 1, and one tile must remain for training).
-    seed : int
-    test_region : pair of slices, optional
-        Default :data:`islteach.data.ISL_TEST_REGION` (the bottom-right quadrant).
-
-    Returns
-    -------
-    dict
-        ``train_x``, ``train_y``, ``val_x``, ``val_y``, ``test_x``, ``test_y`` (lists of
-        (C, h, w) inputs and (h, w) int32 labels), ``train_corners``, ``val_corners``
-        (top-left (y, x) of each tile) and ``test_region``.
-
-    Examples
-    --------
-    >>> x = np.zeros((3, 1024, 1024), np.float32); lab = np.zeros((1024, 1024), np.int32)
-    >>> s = isl_field_split(x, lab, tile=256, n_val=2)
-    >>> len(s["train_x"]), len(s["val_x"]), s["test_x"][0].shape
-    (10, 2, (3, 512, 512))
-    """
-    from .data import ISL_TEST_REGION
-    from .transfer import isl_tile_grid
-
-    img = _check_image(x, "x")
-    if img.ndim != 3:
-        raise ValueError(f"x must be a (C, H, W) array, got shape {img.shape}")
-    lab = _check_labels(labels)
-    if img.shape[1:] != lab.shape:
-        raise ValueError(f"x {img.shape} and labels {lab.shape} differ in (H, W)")
-    region = ISL_TEST_REGION if test_region is None else test_region
-    grid = isl_tile_grid(tile, shape=lab.shape, test_region=region)
-    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val < len(grid):
-        raise ValueError(f"n_val must be an integer in 1..{len(grid) - 1} ({len(grid)} tiles of {tile} px), "
-                         f"got {n_val!r}")
-    order = np.random.default_rng(seed).permutation(len(grid))
-    corners = [grid[i] for i in order]
-
-    def cut(cs):
-        return ([img[:, y:y + tile, x0:x0 + tile] for y, x0 in cs],
-                [lab[y:y + tile, x0:x0 + tile].astype(np.int32) for y, x0 in cs])
-
-    train_x, train_y = cut(corners[:len(corners) - n_val])
-    val_x, val_y = cut(corners[len(corners) - n_val:])
-    ty, tx = region
-    return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
-            "test_x": [img[:, ty, tx]], "test_y": [lab[ty, tx].astype(np.int32)],
-            "train_corners": corners[:len(corners) - n_val], "val_corners": corners[len(corners) - n_val:],
-            "test_region": region}
-
-
 def erode_labels(labels, pixels: int = 1) -> np.ndarray:
     """Shrink every object by ``pixels`` (a segmentation that misses a border ring of each object).
 
@@ -1051,53 +833,17 @@ def erode_labels(labels, pixels: int = 1) -> np.ndarray:
     return out.astype(np.int32)
 
 
-def transfer_builders(encoder_name: str, in_channels: int, isl_state=None, encoder_weights=None) -> dict:
-    """Model factories for :func:`transfer_curve`: ISL-pretrained, random and (if asked) ImageNet.
+def score_table(rows: dict, columns=("mAP", "F1@0.5", "F1@0.7", "F1@0.9"), digits: int = 3) -> str:
+    """A Markdown table of scores, one row per method; missing values show as -.
 
     Parameters
     ----------
-    encoder_name : str
-    in_channels : int
-    isl_state : dict, optional
-        ``state_dict`` of a one-output pretext U-Net (:func:`islteach.models.unet`,
-        ``classes=1``); each call of the ISL factory loads it and appends two convolutions
-        (:func:`isl_two_output`).
-    encoder_weights : str, optional
-        Add an ``"ImageNet init"`` factory when these weights can be had (checked once).
-
-    Returns
-    -------
-    dict
-        ``{name: callable() -> two-output model}``.
-    """
-    from . import models
-
-    out = {}
-    if isl_state is not None:
-        state = {k: v.detach().clone() for k, v in isl_state.items()}
-
-        def isl_init():
-            body = models.unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=1,
-                               verbose=False)
-            body.load_state_dict(state)
-            return isl_two_output(body)
-
-        out["ISL-pretrained"] = isl_init
-    out["random init"] = lambda: models.unet(encoder_name, encoder_weights=None, in_channels=in_channels,
-                                             classes=2, verbose=False)
-    if encoder_weights is not None and models.weights_available(encoder_name, encoder_weights):
-        out["ImageNet init"] = lambda: models.unet(encoder_name, encoder_weights=encoder_weights,
-                                                   in_channels=in_channels, classes=2)
-    return out
-
-
-def headline(scores: dict) -> dict:
-    """The four figures chapter 4 reports (``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``), rounded."""
-    return {k: round(float(scores[k]), 4) for k in ("f1_05", "f1_07", "f1_09", "mean_ap")}
-
-
-def score_table(rows: dict, columns=("mAP", "F1@0.5", "F1@0.7", "F1@0.9"), digits: int = 3) -> str:
-    """A Markdown table of scores (``rows = {method: {column: value}}``; missing values show as -).
+    rows : dict
+        ``{method: record}``: a :func:`islteach.metrics.score_record` record (column ``"mAP"``
+        is its ``mAP``, ``"F1@0.7"`` its ``f1["0.7"]``, ``"AP@0.5"`` its ``ap["0.5"]``,
+        ``"PQ"`` its ``pq``), or a plain ``{column: value}`` dict (e.g. a paper's numbers).
+    columns : sequence of str
+    digits : int
 
     Examples
     --------
@@ -1108,8 +854,20 @@ def score_table(rows: dict, columns=("mAP", "F1@0.5", "F1@0.7", "F1@0.9"), digit
     """
     if not isinstance(rows, dict):
         raise TypeError(f"rows must be a dict, got {type(rows).__name__}")
+
+    def value(r, c):
+        if c in r:
+            return r[c]
+        kind, _, t = c.partition("@")
+        sub = {"F1": "f1", "AP": "ap"}.get(kind)
+        if sub and isinstance(r.get(sub), dict):
+            return r[sub].get(f"{float(t):g}")
+        if c == "PQ":
+            return r.get("pq")
+        return None
+
     lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, r in rows.items():
-        cells = [f"{r[c]:.{digits}f}" if r.get(c) is not None else "-" for c in columns]
+        cells = [f"{v:.{digits}f}" if (v := value(r, c)) is not None else "-" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ Make labels
 
 Correct labels
     :func:`delete_labels`, :func:`merge_labels`, :func:`split_label_by_line`,
-    :func:`split_label_by_seeds`, :func:`relabel`; :func:`error_objects` lists the objects
+    :func:`split_label_by_seeds`, :func:`relabel`; :func:`islteach.metrics.error_objects` lists the objects
     behind each error type (false positives / negatives, merges, splits) so you know what to fix.
 
 Convert labels
@@ -58,6 +58,7 @@ __all__ = [
     "load_cellpose",
     "cellpose_labels",
     "train_cellpose",
+    "cellpose_from_scratch",
     "cellpose_model_info",
     "describe_model",
     "classical_labels",
@@ -66,9 +67,6 @@ __all__ = [
     "split_label_by_line",
     "split_label_by_seeds",
     "relabel",
-    "error_objects",
-    "best_iou_per_object",
-    "score_summary",
     "labels_to_mask",
     "labels_to_distance",
     "save_labels",
@@ -109,14 +107,9 @@ def _check_image(image, name="image", ndim=(2,)):
 
 
 def _check_labels(labels, name="labels"):
-    arr = np.asarray(labels)
-    if arr.dtype == bool or arr.dtype.kind not in "ui":
-        raise TypeError(f"{name} must be a non-negative integer label array, got {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D label image, got shape {arr.shape}")
-    if arr.size and arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValueError(f"{name} must be a non-negative integer label array, got a minimum of {arr.min()}")
-    return arr
+    from .metrics import check_labels
+
+    return check_labels(labels, name, ndims=(2,))
 
 
 def _check_ids(labels, ids, name="ids"):
@@ -357,16 +350,47 @@ def cellpose_labels(image, model="nuclei", diameter=None, *, flow_threshold: flo
 # ---------------------------------------------------------------------------------------------
 # training Cellpose from scratch
 # ---------------------------------------------------------------------------------------------
+def cellpose_from_scratch(images, labels, *, device, diam_mean, n_epochs, nimg_per_epoch, batch_size,
+                          crop_size, lr, weight_decay, save_dir, min_train_masks, model_name, verbose=False):
+    """The core of :func:`train_cellpose`: a randomly initialised Cellpose network and Cellpose's ``train_seg``.
+
+    No checks and no seeding (:func:`train_cellpose` does both); ``images`` are float32
+    (H, W) arrays and ``labels`` instance labels of the same shapes.
+
+    Returns
+    -------
+    net : cellpose.models.CellposeModel
+    path : str
+        The saved model file.
+    train_losses : array
+        Training loss per epoch.
+    """
+    from cellpose import models as cp_models
+    from cellpose import train as cp_train
+
+    with _quiet(verbose):
+        net = cp_models.CellposeModel(gpu=device.type == "cuda", device=device, pretrained_model=False,
+                                      model_type=None, diam_mean=float(diam_mean), nchan=2)
+        path, train_losses, _ = cp_train.train_seg(
+            net.net, train_data=images, train_labels=[np.asarray(y, np.int32) for y in labels],
+            channels=[0, 0], normalize=True, n_epochs=int(n_epochs), nimg_per_epoch=nimg_per_epoch,
+            batch_size=int(batch_size), bsize=int(crop_size), learning_rate=float(lr),
+            weight_decay=float(weight_decay), save_path=str(save_dir), save_every=10**9,
+            min_train_masks=int(min_train_masks), model_name=model_name,
+        )
+    return net, path, train_losses
+
+
 def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int | None = None,
-                   batch_size: int = 8, bsize: int = 224, diam_mean: float = 17.0,
-                   learning_rate: float = 0.005, weight_decay: float = 1e-5, save_dir=None,
+                   batch_size: int = 8, crop_size: int = 224, diam_mean: float = 17.0,
+                   lr: float = 0.005, weight_decay: float = 1e-5, save_dir=None,
                    model_name: str = "cellpose_scratch", seed: int = 0, device=None,
                    min_train_masks: int = 1, verbose: bool = False) -> Path:
     """Train a Cellpose network from scratch (random weights) with Cellpose's ``train_seg``.
 
     Nothing is downloaded: the network starts from random weights, so this works offline.
     Cellpose's own recipe is used (flows computed from the labels, random rotation / scaling /
-    flips of ``bsize`` crops, AdamW with a 10-epoch warm-up).
+    flips of ``crop_size`` crops, AdamW with a 10-epoch warm-up).
 
     Parameters
     ----------
@@ -379,14 +403,15 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
         Cellpose halves the learning rate in the last 50.
     nimg_per_epoch : int, optional
         Crops per epoch (default: the number of images).
-    batch_size, bsize : int
-        Crops per optimisation step and crop side in pixels (a multiple of 16).
+    batch_size, crop_size : int
+        Crops per optimisation step and crop side in pixels (a multiple of 16; Cellpose's
+        ``bsize``).
     diam_mean : float
         The object diameter (pixels) the network sees: images are rescaled so that the mean
         label diameter becomes ``diam_mean``. Smaller values mean smaller images and faster
         training and inference, with coarser borders. The pretrained ``nuclei`` model uses 17.
-    learning_rate, weight_decay : float
-        AdamW settings.
+    lr, weight_decay : float
+        AdamW settings (``lr`` is Cellpose's ``learning_rate``).
     save_dir : path-like, optional
         The model is written to ``save_dir/"models"/model_name``. Default:
         :func:`islteach.provenance.results_dir`.
@@ -405,11 +430,10 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
     pathlib.Path
         The model file, usable as ``cellpose_labels(image, model=path)``. A JSON file next to
         it (``path + ".json"``, read with :func:`cellpose_model_info`) records the training
-        settings, the loss per epoch and the training time.
+        settings (under Cellpose's names: ``bsize`` for ``crop_size``, ``learning_rate`` for
+        ``lr``), the loss per epoch and the training time.
     """
     import torch
-    from cellpose import models as cp_models
-    from cellpose import train as cp_train
 
     imgs = [np.asarray(_check_image(x, "images[i]"), np.float32) for x in images]
     labs = [_check_labels(y, "labels[i]") for y in labels]
@@ -420,11 +444,11 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
     for i, (x, y) in enumerate(zip(imgs, labs)):
         if x.shape != y.shape:
             raise ValueError(f"images[{i}] and labels[{i}] must have the same shape, got {x.shape} and {y.shape}")
-    for name, v in (("n_epochs", n_epochs), ("batch_size", batch_size), ("bsize", bsize)):
+    for name, v in (("n_epochs", n_epochs), ("batch_size", batch_size), ("crop_size", crop_size)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if bsize % 16:
-        raise ValueError(f"bsize must be a multiple of 16, got {bsize}")
+    if crop_size % 16:
+        raise ValueError(f"crop_size must be a multiple of 16, got {crop_size}")
     if not diam_mean > 0:
         raise ValueError(f"diam_mean must be > 0 pixels, got {diam_mean!r}")
     n_objects = [int(len(np.unique(y)) - (1 if (y == 0).any() else 0)) for y in labs]
@@ -439,16 +463,10 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
     torch.manual_seed(int(seed))
     np.random.seed(int(seed))
     t0 = time.perf_counter()
-    with _quiet(verbose):
-        net = cp_models.CellposeModel(gpu=dev.type == "cuda", device=dev, pretrained_model=False,
-                                      model_type=None, diam_mean=float(diam_mean), nchan=2)
-        path, train_losses, _ = cp_train.train_seg(
-            net.net, train_data=imgs, train_labels=[np.asarray(y, np.int32) for y in labs],
-            channels=[0, 0], normalize=True, n_epochs=int(n_epochs), nimg_per_epoch=nimg_per_epoch,
-            batch_size=int(batch_size), bsize=int(bsize), learning_rate=float(learning_rate),
-            weight_decay=float(weight_decay), save_path=str(save_dir), save_every=10**9,
-            min_train_masks=int(min_train_masks), model_name=model_name,
-        )
+    net, path, train_losses = cellpose_from_scratch(
+        imgs, labs, device=dev, diam_mean=diam_mean, n_epochs=n_epochs, nimg_per_epoch=nimg_per_epoch,
+        batch_size=batch_size, crop_size=crop_size, lr=lr, weight_decay=weight_decay, save_dir=save_dir,
+        min_train_masks=min_train_masks, model_name=model_name, verbose=verbose)
     elapsed = time.perf_counter() - t0
     path = Path(path)
     info = {
@@ -459,10 +477,10 @@ def train_cellpose(images, labels, *, n_epochs: int = 100, nimg_per_epoch: int |
         "n_epochs": int(n_epochs),
         "nimg_per_epoch": int(nimg_per_epoch or len(imgs)),
         "batch_size": int(batch_size),
-        "bsize": int(bsize),
+        "bsize": int(crop_size),
         "diam_mean": float(diam_mean),
         "diam_labels": float(net.net.diam_labels.item()),
-        "learning_rate": float(learning_rate),
+        "learning_rate": float(lr),
         "weight_decay": float(weight_decay),
         "seed": int(seed),
         "device": str(dev),
@@ -815,145 +833,6 @@ def split_label_by_line(labels, label_id: int, start, end, *, width: int = 1) ->
     return _split_mask(lab, label_id, pieces)
 
 
-def _overlaps(y_true, y_pred):
-    """Pairs (true id, pred id, IoU) of overlapping objects."""
-    yt = y_true.ravel().astype(np.int64)
-    yp = y_pred.ravel().astype(np.int64)
-    nt, npd = int(yt.max()) + 1, int(yp.max()) + 1
-    sel = (yt > 0) & (yp > 0)
-    pair, inter = np.unique(yt[sel] * npd + yp[sel], return_counts=True)
-    r, c = pair // npd, pair % npd
-    at = np.bincount(yt, minlength=nt)
-    ap = np.bincount(yp, minlength=npd)
-    iou = inter / (at[r] + ap[c] - inter)
-    return r, c, iou
-
-
-def error_objects(y_true, y_pred, threshold: float = 0.7, min_iou: float = 0.1) -> dict:
-    """Which objects make which error, to see and fix them (the error types of Zaki et al.).
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray of int (H, W)
-        Reference and candidate labels.
-    threshold : float
-        IoU at which a pair counts as a match (IoU >= threshold; for threshold > 0.5 a match
-        is unique). Use :func:`islteach.metrics.matching` for the counts at many thresholds.
-    min_iou : float
-        Overlap (IoU) that counts for merges and splits (0.1, as in Zaki et al.).
-
-    Returns
-    -------
-    dict
-        ``"matches"``: list of (true id, pred id, IoU); ``"false_positives"``: predicted ids
-        without a match; ``"false_negatives"``: true ids without a match; ``"merges"``: {pred id:
-        [true ids]} for predicted objects overlapping several true ones with IoU >= ``min_iou``;
-        ``"splits"``: {true id: [pred ids]} likewise.
-
-    Examples
-    --------
-    >>> gt = np.array([[1, 1, 0, 2, 2]]); pred = np.array([[5, 5, 5, 5, 5]])
-    >>> e = error_objects(gt, pred, 0.5)
-    >>> e["merges"], e["false_negatives"], e["false_positives"]
-    ({5: [1, 2]}, [1, 2], [5])
-    """
-    yt = _check_labels(y_true, "y_true")
-    yp = _check_labels(y_pred, "y_pred")
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_true and y_pred must have the same shape, got {yt.shape} and {yp.shape}")
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must lie in (0, 1], got {threshold!r}")
-    true_ids = np.unique(yt)
-    true_ids = true_ids[true_ids > 0]
-    pred_ids = np.unique(yp)
-    pred_ids = pred_ids[pred_ids > 0]
-    r, c, iou = _overlaps(yt, yp)
-    if threshold > 0.5:
-        sel = iou >= threshold
-        matches = [(int(a), int(b), float(v)) for a, b, v in zip(r[sel], c[sel], iou[sel])]
-    else:
-        from .metrics import match_pairs
-
-        mt, mp, mi = match_pairs(yt, yp, threshold)
-        matches = [(int(a), int(b), float(v)) for a, b, v in zip(mt, mp, mi)]
-    mt = {m[0] for m in matches}
-    mp = {m[1] for m in matches}
-    sel = iou >= min_iou
-    merges, splits = {}, {}
-    for a, b in zip(r[sel], c[sel]):
-        merges.setdefault(int(b), []).append(int(a))
-        splits.setdefault(int(a), []).append(int(b))
-    return {
-        "matches": sorted(matches),
-        "false_positives": [int(i) for i in pred_ids if int(i) not in mp],
-        "false_negatives": [int(i) for i in true_ids if int(i) not in mt],
-        "merges": {k: sorted(v) for k, v in sorted(merges.items()) if len(v) > 1},
-        "splits": {k: sorted(v) for k, v in sorted(splits.items()) if len(v) > 1},
-    }
-
-
-def best_iou_per_object(y_true, y_pred) -> dict:
-    """For every true object: its area and its best IoU with any predicted object.
-
-    Handy to see how a score depends on object size (small nuclei lose IoU fastest when their
-    border is off by one pixel, Zaki et al.).
-
-    Returns
-    -------
-    dict
-        ``ids``, ``area`` (pixels), ``best_iou`` (0 when nothing overlaps): arrays of equal length.
-
-    Examples
-    --------
-    >>> gt = np.array([[1, 1, 0, 2]]); pred = np.array([[1, 0, 0, 2]])
-    >>> best_iou_per_object(gt, pred)["best_iou"].tolist()
-    [0.5, 1.0]
-    """
-    yt = _check_labels(y_true, "y_true")
-    yp = _check_labels(y_pred, "y_pred")
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_true and y_pred must have the same shape, got {yt.shape} and {yp.shape}")
-    ids = np.unique(yt)
-    ids = ids[ids > 0]
-    area = np.bincount(yt.ravel().astype(np.int64))[ids] if len(ids) else np.zeros(0, np.int64)
-    best = np.zeros(int(yt.max()) + 1)
-    if len(ids) and yp.max() > 0:
-        r, _, iou = _overlaps(yt, yp)
-        np.maximum.at(best, r, iou)
-    return {"ids": ids, "area": area, "best_iou": best[ids]}
-
-
-def score_summary(m, model: str) -> dict:
-    """The headline figures of a :class:`islteach.metrics.Matching` record, for a results file.
-
-    Parameters
-    ----------
-    m : islteach.metrics.Matching
-        Matching at (at least) the thresholds 0.50:0.05:0.95, e.g. ``matching_dataset(...).summed``.
-    model : str
-        Which model or pipeline made the labels (kept with the numbers).
-
-    Returns
-    -------
-    dict
-        ``f1_05``, ``f1_07``, ``f1_09``, ``mean_ap``, ``model``, the F1 curve (``thresholds``,
-        ``f1``) and the error counts at IoU 0.7 (``errors_07``: false positives / negatives,
-        merges, splits, true objects).
-    """
-    at7 = m.at(0.7)
-    return {
-        "f1_05": float(m.at(0.5)["f1"]),
-        "f1_07": float(at7["f1"]),
-        "f1_09": float(m.at(0.9)["f1"]),
-        "mean_ap": float(m.mean_ap),
-        "model": str(model),
-        "thresholds": [float(t) for t in m.thresholds],
-        "f1": [float(v) for v in m.f1],
-        "errors_07": {"false_positives": int(at7["fp"]), "false_negatives": int(at7["fn"]),
-                      "merges": int(m.merges), "splits": int(m.splits), "n_true": int(m.n_true)},
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # conversions
 # ---------------------------------------------------------------------------------------------
@@ -1014,10 +893,20 @@ def labels_to_distance(labels, mode: str = "bonte") -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # sharing labels between chapters
 # ---------------------------------------------------------------------------------------------
+def _check_profile_name(profile):
+    """``profile`` as given: ``None`` (the current profile) or a profile name such as ``"quick"``."""
+    from .profiles import PROFILE_NAMES
+
+    if profile is not None and (not isinstance(profile, str) or profile not in PROFILE_NAMES):
+        raise ValueError(f"profile must be None or a profile name in {PROFILE_NAMES} (it only locates "
+                         f"results/<profile>/; pass sizes as keyword arguments), got {profile!r}")
+    return profile
+
+
 def _labels_dir(profile=None) -> Path:
     from .provenance import results_dir
 
-    d = results_dir(profile) / "labels"
+    d = results_dir(_check_profile_name(profile)) / "labels"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -1028,11 +917,13 @@ def save_labels(name: str, labels, method: str, profile=None, **extra) -> Path:
     Parameters
     ----------
     name : str
-        File stem, e.g. ``"isl_nuclei"``; written to ``results_dir()/"labels"/<name>.npz``.
+        File stem, e.g. ``"isl_nuclei"``; written to ``results_dir(profile)/"labels"/<name>.npz``.
     labels : ndarray of int, (H, W) or (N, H, W)
     method : str
         Which model or pipeline made the labels (shown by the chapters that load them).
     profile : str, optional
+        Profile name that locates ``results/<profile>/`` (default: the current profile, see
+        :func:`islteach.provenance.results_dir`).
     **extra
         More arrays or JSON-able values to keep (e.g. ``indices=`` of the images).
 
@@ -1065,6 +956,13 @@ def load_saved_labels(name: str, profile=None) -> dict:
     ``"bbbc039_test_cellpose"`` (Cellpose labels of the BBBC039 test images it evaluated,
     (N, 520, 696), with ``indices`` into ``load_bbbc039("test")``).
 
+    Parameters
+    ----------
+    name : str
+        File stem given to :func:`save_labels`.
+    profile : str, optional
+        Profile name that locates ``results/<profile>/`` (default: the current profile).
+
     Returns
     -------
     dict
@@ -1087,15 +985,37 @@ def load_saved_labels(name: str, profile=None) -> dict:
     return out
 
 
-def default_cellpose_model(profile=None, *, train_if_missing: bool = True, prefer_pretrained: bool = True,
-                           timeout: float = 10.0, verbose: bool = True):
+#: Keyword arguments :func:`train_scratch_bbbc039` needs (chapter 2 takes them from ``P.ch2``).
+SCRATCH_TRAIN_KEYS = ("train_images", "n_epochs", "nimg_per_epoch", "batch_size", "crop_size",
+                      "diam_mean", "lr", "seed")
+
+
+def default_cellpose_model(*, profile=None, train_kwargs=None, train_if_missing: bool = True,
+                           prefer_pretrained: bool = True, timeout: float = 10.0, verbose: bool = True):
     """Chapter 2's Cellpose model: pretrained ``nuclei`` if it can be had, else the from-scratch one.
 
     1. ``"nuclei"`` when its weights are on disk or downloadable (Colab);
     2. else the model chapter 2 trained from scratch on the BBBC039 training split
-       (``results_dir()/"models"/cellpose_scratch_bbbc039``);
-    3. else (``train_if_missing``) it trains that model now with the profile's sizes
-       (``get_profile().ch2``), printing that it does so.
+       (``results_dir(profile)/"models"/cellpose_scratch_bbbc039``);
+    3. else (``train_if_missing``) it trains that model now with
+       ``train_scratch_bbbc039(**train_kwargs)``, printing that it does so.
+
+    Parameters
+    ----------
+    profile : str, optional
+        Profile name that locates ``results/<profile>/`` (default: the current profile).
+    train_kwargs : dict, optional
+        Keyword arguments of :func:`train_scratch_bbbc039` (the keys of
+        :data:`SCRATCH_TRAIN_KEYS`, chapter 2's ``P.ch2`` sizes and ``P.seed``); needed only
+        when the model has to be trained now.
+    train_if_missing : bool
+        Train the from-scratch model when neither the pretrained nor a saved one is available.
+    prefer_pretrained : bool
+        Try the pretrained ``nuclei`` model first.
+    timeout : float
+        Seconds allowed to reach the pretrained weights' server.
+    verbose : bool
+        Print which model is used and why.
 
     Returns
     -------
@@ -1104,10 +1024,12 @@ def default_cellpose_model(profile=None, *, train_if_missing: bool = True, prefe
     description : str
         :func:`describe_model` of it.
     """
-    from .profiles import get_profile
     from .provenance import results_dir
 
-    p = get_profile(profile) if not hasattr(profile, "ch2") else profile
+    profile = _check_profile_name(profile)
+    if train_kwargs is not None and not isinstance(train_kwargs, dict):
+        raise ValueError(f"train_kwargs must be a dict of train_scratch_bbbc039 keyword arguments or None, "
+                         f"got {type(train_kwargs).__name__}")
     if prefer_pretrained:
         try:
             ensure_pretrained("nuclei", timeout=timeout)
@@ -1115,49 +1037,83 @@ def default_cellpose_model(profile=None, *, train_if_missing: bool = True, prefe
         except CellposeWeightsUnavailable as e:
             if verbose:
                 print(f"Pretrained Cellpose 'nuclei' unavailable ({str(e).split(': ', 1)[1].split('. ')[0]}).")
-    path = results_dir(p.name) / "models" / SCRATCH_MODEL
+    path = results_dir(profile) / "models" / SCRATCH_MODEL
     if path.is_file():
         return path, describe_model(path)
     if not train_if_missing:
         raise FileNotFoundError(f"no from-scratch Cellpose model at {path}; run chapter 2 first")
+    if train_kwargs is None:
+        raise ValueError(f"train_kwargs must give train_scratch_bbbc039's sizes {SCRATCH_TRAIN_KEYS} "
+                         f"(chapter 2's P.ch2) to train the missing model at {path}")
     if verbose:
         print(f"No trained Cellpose model at {path}: training one from scratch on the BBBC039 "
-              f"training split with the {p.name!r} profile's sizes (chapter 2's recipe).")
-    path = train_scratch_bbbc039(p)
+              f"training split with chapter 2's recipe and sizes.")
+    path = train_scratch_bbbc039(**train_kwargs, profile=profile)
     return path, describe_model(path)
 
 
-def train_scratch_bbbc039(profile=None) -> Path:
-    """Chapter 2's from-scratch Cellpose model: :func:`train_cellpose` on BBBC039 ``train``, profile-sized."""
-    from .data import load_bbbc039
-    from .profiles import get_profile
-    from .provenance import results_dir
-
-    p = get_profile(profile) if not hasattr(profile, "ch2") else profile
-    c = p.ch2
-    images, labels = load_bbbc039("train")
-    n = min(int(c.train_images), len(images))
-    return train_cellpose(
-        images[:n], labels[:n], n_epochs=c.n_epochs, nimg_per_epoch=c.nimg_per_epoch,
-        batch_size=c.batch_size, bsize=c.bsize, diam_mean=c.diam_mean,
-        learning_rate=c.learning_rate, save_dir=results_dir(p.name), model_name=SCRATCH_MODEL,
-        seed=p.seed,
-    )
-
-
-def isl_nuclei_labels(profile=None, *, recompute: bool = False):
-    """The ISL field's nucleus labels for chapters 3 and 4, and which method made them.
-
-    Loads ``results_dir()/"labels"/isl_nuclei.npz`` written by chapter 2; when it is missing
-    (or ``recompute``), remakes it with chapter 2's recipe: :func:`default_cellpose_model` (the
-    pretrained ``nuclei`` model, else the from-scratch model, trained now if needed) on the DAPI
-    image with the profile's diameter, and saves it.
+def train_scratch_bbbc039(*, train_images: int, n_epochs: int, nimg_per_epoch: int | None, batch_size: int,
+                          crop_size: int, diam_mean: float, lr: float, seed: int = 0,
+                          profile=None) -> Path:
+    """Chapter 2's from-scratch Cellpose model: :func:`train_cellpose` on BBBC039 ``train``.
 
     Parameters
     ----------
-    profile : str or Profile, optional
+    train_images : int
+        Trains on the first ``train_images`` images of the BBBC039 training split.
+    n_epochs, nimg_per_epoch, batch_size, crop_size, diam_mean, lr, seed
+        As in :func:`train_cellpose` (chapter 2 passes ``P.ch2``'s values and ``P.seed``).
+    profile : str, optional
+        Profile name: the model is saved under ``results/<profile>/models/`` (default: the
+        current profile).
+
+    Returns
+    -------
+    pathlib.Path
+        The model file, ``results_dir(profile)/"models"/cellpose_scratch_bbbc039``.
+    """
+    from .data import load_bbbc039
+    from .provenance import results_dir
+
+    profile = _check_profile_name(profile)
+    if not isinstance(train_images, (int, np.integer)) or train_images < 1:
+        raise ValueError(f"train_images must be a positive integer, got {train_images!r}")
+    images, labels = load_bbbc039("train")
+    n = min(int(train_images), len(images))
+    return train_cellpose(
+        images[:n], labels[:n], n_epochs=n_epochs, nimg_per_epoch=nimg_per_epoch,
+        batch_size=batch_size, crop_size=crop_size, diam_mean=diam_mean,
+        lr=lr, save_dir=results_dir(profile), model_name=SCRATCH_MODEL,
+        seed=seed,
+    )
+
+
+def isl_nuclei_labels(*, diameter: float | None = None, percentile=None, flow_threshold: float | None = None,
+                      train_kwargs=None, profile=None, recompute: bool = False):
+    """The ISL field's nucleus labels for chapters 3 and 4, and which method made them.
+
+    Loads ``results_dir(profile)/"labels"/isl_nuclei.npz`` written by chapter 2; when it is
+    missing (or ``recompute``), remakes it with chapter 2's recipe: :func:`default_cellpose_model`
+    (the pretrained ``nuclei`` model, else the from-scratch model, trained now with
+    ``train_kwargs`` if needed) on the DAPI image, and saves it.
+
+    Parameters
+    ----------
+    diameter : float
+        Nucleus diameter (px) given to Cellpose on the ISL DAPI image (``P.ch2.isl_diameter``).
+    percentile : (float, float)
+        Normalisation percentiles (``P.ch2.isl_percentile``).
+    flow_threshold : float
+        Cellpose's flow-error cut-off (``P.ch2.flow_threshold``).
+    train_kwargs : dict, optional
+        Keyword arguments of :func:`train_scratch_bbbc039` (see :func:`default_cellpose_model`).
+    profile : str, optional
+        Profile name that locates ``results/<profile>/`` (default: the current profile).
     recompute : bool
         Ignore saved labels.
+
+    ``diameter``, ``percentile`` and ``flow_threshold`` are needed only when the labels are made
+    (missing or ``recompute``); without them a ValueError says so.
 
     Returns
     -------
@@ -1165,20 +1121,21 @@ def isl_nuclei_labels(profile=None, *, recompute: bool = False):
     method : str
         E.g. ``"Cellpose from scratch (...)"`` or ``"Cellpose 'nuclei' (pretrained)"``.
     """
-    from .profiles import get_profile
-
-    p = get_profile(profile) if not hasattr(profile, "ch2") else profile
+    profile = _check_profile_name(profile)
     if not recompute:
         try:
-            saved = load_saved_labels(ISL_LABELS, p.name)
+            saved = load_saved_labels(ISL_LABELS, profile)
             return saved["labels"], saved["method"]
         except FileNotFoundError:
-            print(f"No saved ISL nucleus labels for profile {p.name!r}: making them with chapter 2's recipe.")
+            print(f"No saved ISL nucleus labels in {_labels_dir(profile)}: making them with chapter 2's recipe.")
+    for name, v in (("diameter", diameter), ("percentile", percentile), ("flow_threshold", flow_threshold)):
+        if v is None:
+            raise ValueError(f"{name} must be given (chapter 2's P.ch2 value) to make the ISL nucleus labels")
     from .data import load_isl_finkbeiner
 
-    model, method = default_cellpose_model(p)
+    model, method = default_cellpose_model(profile=profile, train_kwargs=train_kwargs)
     dapi = load_isl_finkbeiner()["dapi"]
-    labels = cellpose_labels(dapi, model=model, diameter=p.ch2.isl_diameter, percentile=p.ch2.isl_percentile,
-                             flow_threshold=p.ch2.flow_threshold)
-    save_labels(ISL_LABELS, labels, method, p.name, diameter=p.ch2.isl_diameter)
+    labels = cellpose_labels(dapi, model=model, diameter=diameter, percentile=percentile,
+                             flow_threshold=flow_threshold)
+    save_labels(ISL_LABELS, labels, method, profile, diameter=diameter)
     return labels, method

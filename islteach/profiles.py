@@ -54,21 +54,22 @@ _CH1_COMMON = {
     "pcc_tile": 128,                 # PCC per held-out tile of this side
 }
 CH1 = {
-    "quick": {**_CH1_COMMON, "encoder_name": "resnet18", "crop": 128, "batch_size": 8, "n_crops": 2000,
+    "quick": {**_CH1_COMMON, "encoder_name": "resnet18", "crop_size": 128, "batch_size": 8, "n_crops": 2000,
               "steps": 220, "steps_map2": 100, "steps_sephace": 100, "val_every": 20,
               "checkpoint_every": 50},
-    "colab": {**_CH1_COMMON, "encoder_name": "densenet121", "crop": 256, "batch_size": 16, "n_crops": 4000,
+    "colab": {**_CH1_COMMON, "encoder_name": "densenet121", "crop_size": 256, "batch_size": 16, "n_crops": 4000,
               "steps": 3000, "steps_map2": 1500, "steps_sephace": 1000, "val_every": 250,
               "checkpoint_every": 250},
-    "paper": {**_CH1_COMMON, "encoder_name": "densenet121", "crop": 512, "batch_size": 8, "n_crops": 5000,
+    "paper": {**_CH1_COMMON, "encoder_name": "densenet121", "crop_size": 512, "batch_size": 8, "n_crops": 5000,
               "steps": 20000, "steps_map2": 20000, "steps_sephace": 5000, "val_every": 1000,
               "checkpoint_every": 1000},
 }
 
 # --- Chapter 2: Cellpose ground truth --------------------------------------
 # Cellpose trained from scratch (offline) on the first `train_images` BBBC039 training images:
-# `n_epochs` x `nimg_per_epoch` random crops of `bsize` px, in batches of `batch_size`, objects
-# rescaled to `diam_mean` px (smaller = faster, coarser borders; the pretrained 'nuclei' uses 17).
+# `n_epochs` x `nimg_per_epoch` random crops of `crop_size` px, in batches of `batch_size`, AdamW
+# learning rate `lr`, objects rescaled to `diam_mean` px (smaller = faster, coarser borders; the
+# pretrained 'nuclei' uses 17).
 # `test_images`: how many BBBC039 test images are scored (None = all 50).
 # `flow_threshold`: Cellpose's flow-error cut-off (its default 0.4 suits well-trained models; the short
 #   quick training gives less consistent flows, so more masks are kept with 0.8).
@@ -77,15 +78,15 @@ CH1 = {
 # `classical`: settings of islteach.groundtruth.classical_labels (chosen on the training split).
 CH2 = {
     "quick": {"train_images": 40, "n_epochs": 100, "nimg_per_epoch": 4, "batch_size": 4,
-              "bsize": 96, "diam_mean": 12.0, "learning_rate": 0.005, "test_images": 12,
+              "crop_size": 96, "diam_mean": 12.0, "lr": 0.005, "test_images": 12,
               "flow_threshold": 0.8, "isl_diameter": 26.0, "isl_percentile": (1.0, 99.8),
               "classical": {"sigma": 1.0, "h": 1.0}},
     "colab": {"train_images": 100, "n_epochs": 300, "nimg_per_epoch": 16, "batch_size": 8,
-              "bsize": 224, "diam_mean": 17.0, "learning_rate": 0.005, "test_images": None,
+              "crop_size": 224, "diam_mean": 17.0, "lr": 0.005, "test_images": None,
               "flow_threshold": 0.4, "isl_diameter": 26.0, "isl_percentile": (1.0, 99.8),
               "classical": {"sigma": 1.0, "h": 1.0}},
     "paper": {"train_images": 100, "n_epochs": 1000, "nimg_per_epoch": 100, "batch_size": 8,
-              "bsize": 224, "diam_mean": 17.0, "learning_rate": 0.005, "test_images": None,
+              "crop_size": 224, "diam_mean": 17.0, "lr": 0.005, "test_images": None,
               "flow_threshold": 0.4, "isl_diameter": 26.0, "isl_percentile": (1.0, 99.8),
               "classical": {"sigma": 1.0, "h": 1.0}},
 }
@@ -102,37 +103,37 @@ CH3 = {
     "quick": {**_CH3_SYNTH_INPUT, "seeds": [0, 1],
               "synth_size": 128, "synth_test_fields": 8, "synth_eval_fields": 4,
               "synth_pretext": {"n_fields": 32, "encoder_name": "resnet18", "encoder_weights": None,
-                                "steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 64, "n_crops": 20},
+                                "steps": 300, "batch_size": 8, "lr": 1e-3, "crop_size": 64, "n_crops": 20},
               "synth_n_values": [1, 10, 50],
-              "synth_finetune": {"steps": 60, "batch_size": 4, "lr": 1e-3, "crop": 64, "n_crops": 5,
+              "synth_finetune": {"steps": 60, "batch_size": 4, "lr": 1e-3, "crop_size": 64, "n_crops": 5,
                                  "eval_every": 12, "n_last": 3, "tile": 128},
               "synth_control": False,
               "isl_tile": 256, "isl_n_values": [1, 12],
-              "isl_finetune": {"steps": 60, "batch_size": 4, "lr": 1e-3, "crop": 64, "n_crops": 5,
+              "isl_finetune": {"steps": 60, "batch_size": 4, "lr": 1e-3, "crop_size": 64, "n_crops": 5,
                                "eval_every": 12, "n_last": 3, "tile": 256},
               "isl_control": "if-saved", "control_n_values": [1]},
     "colab": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2],
               "synth_size": 256, "synth_test_fields": 20, "synth_eval_fields": 8,
               "synth_pretext": {"n_fields": 200, "encoder_name": "resnet34", "encoder_weights": "imagenet",
-                                "steps": 2000, "batch_size": 16, "lr": 1e-3, "crop": 128, "n_crops": 20},
+                                "steps": 2000, "batch_size": 16, "lr": 1e-3, "crop_size": 128, "n_crops": 20},
               "synth_n_values": [1, 10, 50, 100, 200, 500],
-              "synth_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+              "synth_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop_size": 128, "n_crops": 5,
                                  "eval_every": 50, "n_last": 3, "tile": 256},
               "synth_control": True,
               "isl_tile": 256, "isl_n_values": [1, 3, 12],
-              "isl_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+              "isl_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop_size": 128, "n_crops": 5,
                                "eval_every": 50, "n_last": 3, "tile": 256},
               "isl_control": "always", "control_n_values": [1, 3, 12]},
     "paper": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2],
               "synth_size": 512, "synth_test_fields": 190, "synth_eval_fields": 37,
               "synth_pretext": {"n_fields": 384, "encoder_name": "densenet121", "encoder_weights": "imagenet",
-                                "steps": 20000, "batch_size": 8, "lr": 1e-3, "crop": 512, "n_crops": 5},
+                                "steps": 20000, "batch_size": 8, "lr": 1e-3, "crop_size": 512, "n_crops": 5},
               "synth_n_values": [1, 10, 50, 100, 200, 500],
-              "synth_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop": 256, "n_crops": 5,
+              "synth_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop_size": 256, "n_crops": 5,
                                  "eval_every": 200, "n_last": 3, "tile": 512},
               "synth_control": True,
               "isl_tile": 128, "isl_n_values": [1, 3, 10, 48],
-              "isl_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop": 128, "n_crops": 5,
+              "isl_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop_size": 128, "n_crops": 5,
                                "eval_every": 200, "n_last": 3, "tile": 256},
               "isl_control": "always", "control_n_values": [1, 3, 10, 48]},
 }
@@ -152,6 +153,8 @@ CH3 = {
 # transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
 # isl_*: the ISL-field transfer experiment (chapter 1's DAPI model -> nucleus instances with
 # chapter 2's labels): tiles of isl_tile px, isl_val_tiles of them choose (h, mask threshold).
+# transfer_crops_total / isl_crops_total: training crops per point, shared out over the N
+# annotated images (max(1, total // N) crops per image).
 _CH4_COMMON = {
     "encoder_name": "resnet18",
     "crop_size": 128,
@@ -168,6 +171,14 @@ _CH4_COMMON = {
     "isl_h_values": [1.0, 2.0, 3.0],
     "isl_mask_thresholds": [-1.0, 0.0, 1.0],  # ties go to the middle pair, (2.0, 0.0)
     "isl_choose_iou": 0.5,
+    "transfer_crops_total": 40,
+    "isl_crops_total": 40,
+    # synthetic cells with membranes (the transfer_* experiment): seeds of its train / test /
+    # validation fields and of its one large un-annotated pretext field, the number of
+    # validation fields, and the random crops the membrane-stain pretext draws from that field
+    "cells_seeds": {"train": 1000, "test": 2000, "val": 3000, "pretext": 4000},
+    "cells_val_fields": 2,
+    "cells_pretext_n_crops": 200,
 }
 CH4 = {
     "quick": dict(_CH4_COMMON, scale=0.5, fpn_scale=1.0, encoder_weights=None, encoder_depth=4,
@@ -199,33 +210,39 @@ CH4 = {
 
 # --- Chapter 5: shape priors -----------------------------------------------
 # DSB 2018 fluorescence (100 images of 256x256): the last ``dsb_test_images`` (sorted ids) are
-# the test set, the others are cut into ``patch`` patches with ``train_stride`` for training.
+# the test set, the others are cut into ``crop_size`` patches with ``train_stride`` for training.
 # ``steps`` optimisation steps per model (the paper: 50 epochs, SGD Nesterov, one cycle to
-# ``lr_max`` 1e-2). ``shape_init="radial"`` starts the canonical shape as a blob at the origin.
+# a peak ``lr`` of 1e-2; ``lr`` is that peak). ``shape_init="radial"`` starts the canonical
+# shape as a blob at the origin.
 # BBBC039: the first ``bbbc039_train``/``bbbc039_test`` images of the train/test splits, resized by
-# ``bbbc039_scale`` (its nuclei are about twice as wide as DSB's) and cut into patches.
-# Fully supervised reference: chapter 4's Bonte U-Net (``reference_encoder``, h-maxima ``reference_h``).
+# ``bbbc039_scale`` (its nuclei are about twice as wide as DSB's) and cut into ``crop_size`` patches.
+# Fully supervised reference: chapter 4's Bonte U-Net (``reference_encoder``, h-maxima ``reference_h``),
+# ``reference_steps`` steps in batches of ``reference_batch_size`` from ``reference_n_crops`` random
+# crops per training image.
 CH5 = {
     "quick": {
-        "backbone": "tiny", "encoder_weights": None, "patch": 128, "train_stride": 128,
-        "dsb_test_images": 20, "steps": 300, "batch_size": 8, "optimizer": "sgd", "lr_max": 0.1,
+        "encoder_name": "tiny", "encoder_weights": None, "crop_size": 128, "train_stride": 128,
+        "dsb_test_images": 20, "steps": 300, "batch_size": 8, "optimizer": "sgd", "lr": 0.1,
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 12, "bbbc039_test": 6, "bbbc039_steps": 150,
         "reference_steps": 150, "reference_encoder": "resnet18", "reference_h": 1.0,
+        "reference_n_crops": 4, "reference_batch_size": 8,
     },
     "colab": {
-        "backbone": "resnet50", "encoder_weights": "imagenet", "patch": 128, "train_stride": 64,
-        "dsb_test_images": 20, "steps": 4000, "batch_size": 16, "optimizer": "sgd", "lr_max": 1e-2,
+        "encoder_name": "resnet50", "encoder_weights": "imagenet", "crop_size": 128, "train_stride": 64,
+        "dsb_test_images": 20, "steps": 4000, "batch_size": 16, "optimizer": "sgd", "lr": 1e-2,
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 3000,
         "reference_steps": 2000, "reference_encoder": "resnet34", "reference_h": 1.0,
+        "reference_n_crops": 4, "reference_batch_size": 8,
     },
     "paper": {
-        "backbone": "resnet50", "encoder_weights": "imagenet", "patch": 128, "train_stride": 64,
-        "dsb_test_images": 20, "steps": 20000, "batch_size": 16, "optimizer": "sgd", "lr_max": 1e-2,
+        "encoder_name": "resnet50", "encoder_weights": "imagenet", "crop_size": 128, "train_stride": 64,
+        "dsb_test_images": 20, "steps": 20000, "batch_size": 16, "optimizer": "sgd", "lr": 1e-2,
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 20000,
         "reference_steps": 10000, "reference_encoder": "resnet34", "reference_h": 1.0,
+        "reference_n_crops": 4, "reference_batch_size": 8,
     },
 }
 

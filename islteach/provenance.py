@@ -141,13 +141,21 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """The sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+def sha256_file(path) -> str:
+    """The sha256 hex digest of a file (``pooch.file_hash``, the hash pooch checks downloads with).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+    """
+    import pooch  # local import: pooch is only needed once a file is hashed
+
+    return pooch.file_hash(os.fspath(path), alg="sha256")
 
 
 def env_report(profile: Profile | None = None, files=None, hashes=None) -> dict:
@@ -216,7 +224,46 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = None) -> Profile:
+#: Where the Drive switch keeps everything: data, results, models, labels, checkpoints, caches.
+DRIVE_ROOT = "/content/drive/MyDrive/islteach"
+
+
+def use_drive(root: str = DRIVE_ROOT) -> Path | None:
+    """The Drive switch: on Colab, mount Google Drive and keep all of the book's files on it.
+
+    Each Colab notebook runs in its own virtual machine, which is wiped when the session ends
+    or disconnects. With this switch, ``$ISLTEACH_DATA_DIR`` becomes ``<root>/data`` (data sets
+    are downloaded once) and ``$ISLTEACH_RESULTS_DIR`` becomes ``<root>/results`` (results
+    files, chapter 1's models, chapter 2's labels, every training checkpoint and chapter 3's
+    learning-curve cache live under it). So chapters 3 and 4 load chapter 1's model instead of
+    retraining it, and an interrupted training resumes from its last checkpoint in a new VM.
+    Variables the user set already are kept. Outside Colab it changes nothing and says so.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``root`` when Drive is in use.
+    """
+    if not in_colab():
+        print("Drive switch: not on Colab, files stay where they are "
+              f"(results: {os.environ.get('ISLTEACH_RESULTS_DIR') or _repo_root() / 'results'}).")
+        return None
+    from google.colab import drive  # type: ignore
+
+    if not Path("/content/drive/MyDrive").exists():
+        drive.mount("/content/drive")
+    base = Path(root)
+    for var, sub in (("ISLTEACH_DATA_DIR", "data"), ("ISLTEACH_RESULTS_DIR", "results")):
+        if not os.environ.get(var):
+            os.environ[var] = str(base / sub)
+        Path(os.environ[var]).mkdir(parents=True, exist_ok=True)
+    print(f"Drive switch on: data in {os.environ['ISLTEACH_DATA_DIR']}, "
+          f"results, models, labels and checkpoints in {os.environ['ISLTEACH_RESULTS_DIR']}.")
+    return base
+
+
+def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = None,
+                  drive: bool = False) -> Profile:
     """First call of every chapter: pick the profile, seed everything, print the provenance panel.
 
     Parameters
@@ -230,6 +277,9 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
         Data files the chapter reads (hashed into the panel and the results file).
     profile : str, optional
         Profile name; default from ``$ISLTEACH_PROFILE``.
+    drive : bool
+        The Drive switch (:func:`use_drive`): on Colab, keep data, results, models, labels and
+        checkpoints on Google Drive so that they survive a new virtual machine.
 
     Returns
     -------
@@ -239,6 +289,8 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
 
     from . import data
 
+    if drive:
+        use_drive()
     p = get_profile(profile)
     _inline_figures()
     seed_everything(p.seed)

@@ -23,7 +23,7 @@ Examples
 --------
 >>> import torch
 >>> from islteach.shape_prior import ShapePriorModel
->>> model = ShapePriorModel(backbone="tiny")
+>>> model = ShapePriorModel(encoder_name="tiny")
 >>> out = model(torch.zeros(2, 1, 128, 128), grid_size=32)
 >>> tuple(out["mask"].shape), tuple(out["presence"].shape)
 ((2, 128, 128), (2, 128))
@@ -268,19 +268,21 @@ class _SmpBackbone(nn.Module):
         return self.encoder(x)[-1]
 
 
-def build_backbone(name: str = "resnet50", in_channels: int = 1, encoder_weights: str | None = "imagenet",
+def build_backbone(encoder_name: str = "resnet50", in_channels: int = 1, encoder_weights: str | None = "imagenet",
                    verbose: bool = True) -> tuple[nn.Module, int, str]:
     """A stride-16 feature extractor: ``(module, out_channels, init)``.
 
-    ``name="tiny"`` is a small CNN defined here (random init). Any other name is a
+    ``encoder_name="tiny"`` is a small CNN defined here (random init). Any other name is a
     segmentation_models_pytorch encoder (``"resnet50"``, ``"resnet18"``, ``"tu-..."``) built
     with ``output_stride=16``: the last strided stage is replaced by dilated convolutions, as
     in the paper. When ``encoder_weights`` cannot be loaded (no internet, ``HF_HUB_OFFLINE=1``)
     the encoder falls back to random initialisation, says so when ``verbose``, and
     ``init`` is ``"random"``.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if not isinstance(encoder_name, str) or not encoder_name:
+        raise ValueError(f"encoder_name must be 'tiny' or a segmentation_models_pytorch encoder name, "
+                         f"got {encoder_name!r}")
+    name = encoder_name
     if name == "tiny":
         net, ch = _tiny_backbone(in_channels)
         return net, ch, "random"
@@ -323,7 +325,7 @@ class AffineEncoder(nn.Module):
 
     Parameters
     ----------
-    backbone : str
+    encoder_name : str
         ``"tiny"`` or a segmentation_models_pytorch encoder name (``"resnet50"`` in the paper).
     encoder_weights : str or None
         ``"imagenet"`` to try pretrained weights (random initialisation when they can't be had).
@@ -336,7 +338,7 @@ class AffineEncoder(nn.Module):
         Initial presence probability of every candidate.
     """
 
-    def __init__(self, backbone: str = "resnet50", encoder_weights: str | None = "imagenet", in_channels: int = 1,
+    def __init__(self, encoder_name: str = "resnet50", encoder_weights: str | None = "imagenet", in_channels: int = 1,
                  instances_per_cell: int = 2, max_offset: float = 1.5, presence_prior: float = 0.1,
                  verbose: bool = True):
         super().__init__()
@@ -344,8 +346,8 @@ class AffineEncoder(nn.Module):
             raise ValueError(f"instances_per_cell must be >= 1, got {instances_per_cell}")
         if not 0 < presence_prior < 1:
             raise ValueError(f"presence_prior must be in (0, 1), got {presence_prior}")
-        self.backbone, ch, self.init = build_backbone(backbone, in_channels, encoder_weights, verbose=verbose)
-        self.backbone_name = backbone
+        self.backbone, ch, self.init = build_backbone(encoder_name, in_channels, encoder_weights, verbose=verbose)
+        self.encoder_name = encoder_name
         self.k = int(instances_per_cell)
         self.max_offset = float(max_offset)
         self.head_t = nn.Conv2d(ch, 5 * self.k, 1)
@@ -387,17 +389,17 @@ class ShapePriorModel(nn.Module):
 
     Parameters
     ----------
-    backbone, encoder_weights, in_channels, instances_per_cell, max_offset, presence_prior
+    encoder_name, encoder_weights, in_channels, instances_per_cell, max_offset, presence_prior
         Passed to :class:`AffineEncoder`.
     shape_widths, shape_init
         Passed to :class:`ShapeMLP` (``widths``, ``init``).
     """
 
-    def __init__(self, backbone: str = "resnet50", encoder_weights: str | None = "imagenet", in_channels: int = 1,
+    def __init__(self, encoder_name: str = "resnet50", encoder_weights: str | None = "imagenet", in_channels: int = 1,
                  instances_per_cell: int = 2, max_offset: float = 1.5, presence_prior: float = 0.1,
                  shape_widths=(8, 4), shape_init: str = "radial", verbose: bool = True):
         super().__init__()
-        self.encoder = AffineEncoder(backbone, encoder_weights, in_channels, instances_per_cell,
+        self.encoder = AffineEncoder(encoder_name, encoder_weights, in_channels, instances_per_cell,
                                      max_offset, presence_prior, verbose=verbose)
         self.shape = ShapeMLP(shape_widths, init=shape_init)
         self.init = self.encoder.init
@@ -487,10 +489,10 @@ def count_instances(labels: np.ndarray) -> int:
     return int((u > 0).sum())
 
 
-def cut_patches(images: np.ndarray, labels: np.ndarray, size: int = 128, stride: int | None = None):
-    """Cut images (N, H, W) and instance labels into ``size x size`` patches.
+def cut_patches(images: np.ndarray, labels: np.ndarray, crop_size: int = 128, stride: int | None = None):
+    """Cut images (N, H, W) and instance labels into ``crop_size x crop_size`` patches.
 
-    Returns ``(image_patches (M, size, size) f32, label_patches (M, size, size) int32,
+    Returns ``(image_patches (M, crop_size, crop_size) f32, label_patches (M, crop_size, crop_size) int32,
     source (M,) index of the source image)``. Labels are kept for evaluation; training uses
     only ``label_patches > 0`` and :func:`count_instances`.
     """
@@ -501,10 +503,13 @@ def cut_patches(images: np.ndarray, labels: np.ndarray, size: int = 128, stride:
                          f"got {images.shape} and {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be an integer array, got {labels.dtype}")
+    if not isinstance(crop_size, (int, np.integer)) or crop_size < 1:
+        raise ValueError(f"crop_size must be a positive integer, got {crop_size!r}")
+    size = int(crop_size)
     stride = int(stride or size)
     _, H, W = images.shape
     if H < size or W < size:
-        raise ValueError(f"images ({H}x{W}) must be at least size={size}")
+        raise ValueError(f"images ({H}x{W}) must be at least crop_size={size}")
     ys = list(range(0, H - size + 1, stride))
     xs = list(range(0, W - size + 1, stride))
     ims, labs, src = [], [], []
@@ -529,14 +534,14 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
 
 
 def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndarray, counts=None, *,
-                      steps: int, batch_size: int = 8, lr_max: float = 1e-2, alpha: float = 1e-2,
+                      steps: int, batch_size: int = 8, lr: float = 1e-2, alpha: float = 1e-2,
                       grid_size: int | None = None, weight_decay: float = 1e-4, optimizer: str = "sgd",
                       augment: bool = True,
                       seed: int = 0, device=None, log_every: int = 10, progress: bool = True) -> dict:
     """Train encoder and canonical shape together from binary masks (and counts).
 
-    SGD with Nesterov momentum 0.9 and a one-cycle learning rate schedule (maximum
-    ``lr_max``), as in the paper.
+    SGD with Nesterov momentum 0.9 and a one-cycle learning rate schedule whose peak is
+    ``lr`` (it starts at ``lr / 25``), as in the paper.
 
     Parameters
     ----------
@@ -548,7 +553,9 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
     counts : ndarray (M,), optional
         Number of nuclei per patch; needed when ``alpha > 0``. With ``alpha = 0`` they are only
         logged (the squared count error in the history), never used in the loss.
-    steps, batch_size, lr_max, alpha, weight_decay, seed
+    steps, batch_size, alpha, weight_decay, seed
+    lr : float
+        Peak learning rate of the one-cycle schedule (``max_lr`` of ``OneCycleLR``).
     grid_size : int, optional
         Instance grid resolution in training (default ``H // 4``).
     augment : bool
@@ -583,13 +590,13 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
     C = torch.from_numpy(np.asarray(counts, np.float32)) if counts is not None else None
     gen = torch.Generator().manual_seed(int(seed))
     if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr_max / 25, momentum=0.9, nesterov=True,
+        opt = torch.optim.SGD(model.parameters(), lr=lr / 25, momentum=0.9, nesterov=True,
                               weight_decay=weight_decay)
     elif optimizer == "adam":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr_max / 25, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr / 25, weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer must be 'sgd' (the paper) or 'adam', got {optimizer!r}")
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr_max, total_steps=int(steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=int(steps))
     hist = {"step": [], "loss": [], "bce": [], "dice": [], "count": [], "lr": []}
     acc = {"loss": 0.0, "bce": 0.0, "dice": 0.0, "count": 0.0}
     n_acc = 0
@@ -779,11 +786,23 @@ def instance_ellipses(L: np.ndarray, t: np.ndarray, image_size: int, radius: flo
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate_instances(gt_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
-    """Costa et al.'s figures over a set of patches (pooled): image ``iou`` and ``dice`` of the
-    foreground, instance ``f1_05`` (F1 at IoU 0.5) and ``f1_mean`` (mean F1 over IoU 0.1 ... 1.0),
-    plus ``f1`` per threshold. Instance matching counts over all patches together
-    (:func:`islteach.metrics.matching_dataset`)."""
-    from .metrics import check_labels
+    """Costa et al.'s figures over a set of patches (pooled).
+
+    Parameters
+    ----------
+    gt_labels, pred_labels : ndarray of int, (M, H, W)
+        True and predicted instance labels of M patches.
+
+    Returns
+    -------
+    dict
+        ``iou`` and ``dice`` of the foreground of all patches together (semantic metrics),
+        instance ``f1_05`` (F1 at IoU 0.5) and ``f1_mean`` (mean F1 over IoU 0.1, 0.2, ..., 1.0),
+        ``f1`` per threshold (keys ``"0.1"`` ... ``"1"``) and the whole ``record``
+        (:func:`islteach.metrics.score_record` at :data:`F1_THRESHOLDS`: objects of all
+        patches pooled).
+    """
+    from .metrics import check_labels, score_record
 
     gt = check_labels(gt_labels, "gt_labels", ndims=(3,))
     pr = check_labels(pred_labels, "pred_labels", ndims=(3,))
@@ -793,13 +812,7 @@ def evaluate_instances(gt_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
     inter, union, tot = np.logical_and(g, p).sum(), np.logical_or(g, p).sum(), g.sum() + p.sum()
     iou = float(inter / union) if union else 1.0
     dice = float(2 * inter / tot) if tot else 1.0
-    f1 = _pooled_f1(gt, pr, F1_THRESHOLDS)
-    return {"iou": iou, "dice": dice, "f1_05": f1[0.5], "f1_mean": float(np.mean(list(f1.values()))),
-            "f1": {str(k): v for k, v in f1.items()}}
-
-
-def _pooled_f1(gt, pr, thresholds):
-    from . import metrics
-
-    res = metrics.matching_dataset(list(gt), list(pr), thresholds=thresholds)
-    return dict(zip(thresholds, (float(v) for v in res.summed.f1)))
+    record = score_record(list(gt), list(pr), F1_THRESHOLDS)
+    f1 = record["f1"]
+    return {"iou": iou, "dice": dice, "f1_05": f1["0.5"], "f1_mean": float(np.mean(list(f1.values()))),
+            "f1": dict(f1), "record": record}

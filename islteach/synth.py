@@ -207,9 +207,25 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     rng = np.random.default_rng(int(seed))
     n = int(size) + 2 * _MARGIN
     q2_um, q2_px = _freq(n, float(pixel_um))
-    R = float(cell_radius)
+    otf_psf = _gauss_otf(q2_px, psf_sigma)
+    # the random draws happen in this order: geometry, optical path, illumination, noise
+    g = _specimen_geometry(rng, n, float(cell_radius), spacing, density)
+    phi, absorb, nuc_dome, nucleoli, tex = _optical_path(rng, g, q2_px)
+    dapi, cellmask = _fluorescence(g, nuc_dome, nucleoli, tex, otf_psf)
+    bright, phase = _label_free(rng, g, phi, absorb, q2_um, q2_px, otf_psf, z_um, wavelength_um, na,
+                                na_condenser)
+    return _crop_and_noise(rng, size, g, phi, dapi, cellmask, bright, phase, z_um, photons, photons_bf, noise)
 
-    # --- specimen geometry -------------------------------------------------
+
+def _specimen_geometry(rng, n: int, R: float, spacing: float, density: float) -> dict:
+    """Cell centres, per-cell parameters, Voronoi cells with wobbly outlines and elliptic nuclei.
+
+    Returns a dict with the (n, n) maps ``vor`` (Voronoi id), ``cells``, ``nuclei``,
+    ``cell_in``, ``nuc_in``, ``rho`` (radius / outline radius), ``e2`` (squared elliptic
+    radius of the nucleus), the grids ``yy``, ``xx``, and the per-cell tables (index 0
+    unused) ``Ri``, ``na_``, ``nb_``, ``ncy``, ``ncx``, ``h_cyto``, ``h_nuc``, ``dna``; ``k``
+    cells.
+    """
     min_dist = spacing * R
     n_max = max(1, int(density * n * n / (0.9 * min_dist ** 2)))
     pts = _centres(rng, n, min_dist, n_max)
@@ -262,9 +278,24 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     e2 = u * u + v * v
     nuc_in = (e2 < 1) & cell_in
     nuclei = np.where(nuc_in, vor, 0).astype(np.int32)
-    del dy, dx, c, s_, c2, s2, c3, s3, ey, ex, u, v
+    return {"k": k, "vor": vor, "yy": yy, "xx": xx, "rho": rho, "e2": e2, "cell_in": cell_in,
+            "nuc_in": nuc_in, "cells": cells, "nuclei": nuclei, "Ri": Ri, "na_": na_, "nb_": nb_,
+            "ncy": ncy, "ncx": ncx, "h_cyto": h_cyto, "h_nuc": h_nuc, "dna": dna}
 
-    # --- optical path (radians) and absorption -----------------------------
+
+def _optical_path(rng, g: dict, q2_px):
+    """Optical path difference (radians) and absorption of the specimen :func:`_specimen_geometry` drew.
+
+    Returns
+    -------
+    phi, absorb : (n, n) float32
+    nuc_dome, nucleoli, tex : (n, n)
+        Nuclear dome, blurred nucleoli and the chromatin / granule texture, reused by
+        :func:`_fluorescence`.
+    """
+    k, vor, cell_in, nuc_in, cells = g["k"], g["vor"], g["cell_in"], g["nuc_in"], g["cells"]
+    rho, e2, Ri, na_, nb_, ncy, ncx = g["rho"], g["e2"], g["Ri"], g["na_"], g["nb_"], g["ncy"], g["ncx"]
+    n = vor.shape[0]
     cyto_dome = np.sqrt(np.clip(1 - rho * rho, 0, 1)) * cell_in
     nuc_dome = np.sqrt(np.clip(1 - e2, 0, 1)) * nuc_in
     # point sources: 2-3 nucleoli per nucleus, debris in the background; blurred in one pass
@@ -286,13 +317,18 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     # one blurred noise field: chromatin texture in nuclei, granules in the cytoplasm (disjoint)
     tex = _blur(_normals(rng, (n, n)), q2_px, 1.2) * np.float32(2.5)
     granules = np.clip(tex, 0, None) * (cell_in & ~nuc_in)
-    phi = (h_cyto[vor] * cyto_dome + h_nuc[vor] * nuc_dome + 0.06 * nucleoli
+    phi = (g["h_cyto"][vor] * cyto_dome + g["h_nuc"][vor] * nuc_dome + 0.06 * nucleoli
            + 0.05 * granules + 0.25 * debris).astype(np.float32)
-    absorb = (0.05 * h_nuc[vor] * nuc_dome + 0.03 * debris).astype(np.float32)
+    absorb = (0.05 * g["h_nuc"][vor] * nuc_dome + 0.03 * debris).astype(np.float32)
+    return phi, absorb, nuc_dome, nucleoli, tex
 
-    # --- fluorescence ------------------------------------------------------
+
+def _fluorescence(g: dict, nuc_dome, nucleoli, tex, otf_psf):
+    """Expected DAPI and CellMask images (before the photon scale and shot noise), (n, n) each."""
+    vor, cells, cell_in, nuc_in = g["vor"], g["cells"], g["cell_in"], g["nuc_in"]
+    n = vor.shape[0]
     chrom = np.clip(1.0 + 0.3 * tex, 0.2, None)
-    dna_map = dna[vor] * nuc_in * chrom * (0.6 + 0.4 * nuc_dome) * (1 - 0.5 * nucleoli)
+    dna_map = g["dna"][vor] * nuc_in * chrom * (0.6 + 0.4 * nuc_dome) * (1 - 0.5 * nucleoli)
     border = np.zeros((n, n), bool)  # cell pixels with a 4-neighbour of another id (2-pixel membranes)
     dv, dh = cells[1:] != cells[:-1], cells[:, 1:] != cells[:, :-1]
     border[1:] |= dv
@@ -301,12 +337,16 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     border[:, :-1] |= dh
     border &= cells > 0
     memb = border.astype(np.float32) + 0.12 * cell_in
-    otf_psf = _gauss_otf(q2_px, psf_sigma)
     bg_f = np.float32(0.03)
     dapi = _irfft(_rfft(dna_map) * otf_psf, n) + bg_f
     cellmask = _irfft(_rfft(memb) * otf_psf, n) * np.float32(0.8) + bg_f
+    return dapi, cellmask
 
-    # --- label-free --------------------------------------------------------
+
+def _label_free(rng, g: dict, phi, absorb, q2_um, q2_px, otf_psf, z_um, wavelength_um, na, na_condenser):
+    """Expected bright-field planes (Z, n, n) and Zernike phase contrast (n, n) under a tilted illumination."""
+    yy, xx = g["yy"], g["xx"]
+    n = yy.shape[0]
     ramp_t = rng.uniform(0, 2 * np.pi)
     illum = 1.0 + np.float32(0.08 / n) * ((yy - n / 2) * np.float32(np.sin(ramp_t))
                                           + (xx - n / 2) * np.float32(np.cos(ramp_t)))
@@ -321,9 +361,13 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     bright = np.stack(planes)
     halo = _irfft(Phi * ((1 - _gauss_otf(q2_px, 6.0)) * otf_psf), n)
     phase = illum * (1.0 - np.float32(0.9) * halo)
+    return bright, phase
 
+
+def _crop_and_noise(rng, size, g, phi, dapi, cellmask, bright, phase, z_um, photons, photons_bf, noise) -> dict:
+    """Crop the margin, renumber the instances, add shot noise: :func:`make_field`'s output dict."""
     crop = (slice(_MARGIN, _MARGIN + size), slice(_MARGIN, _MARGIN + size))
-    nuc_c, cell_c = _relabel_pair(nuclei[crop], cells[crop])
+    nuc_c, cell_c = _relabel_pair(g["nuclei"][crop], g["cells"][crop])
     out = {"nuclei": nuc_c, "cells": cell_c}
     dapi, cellmask = dapi[crop].astype(np.float32), cellmask[crop].astype(np.float32)
     bright, phase = bright[(slice(None),) + crop], phase[crop].astype(np.float32)

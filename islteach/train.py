@@ -12,7 +12,15 @@ number of optimisation steps. What it takes care of:
 * a checkpoint every ``checkpoint_every`` steps (model, optimiser, scheduler, AMP
   scaler, RNG states, step, history; atomic writes) and automatic resumption from the
   last checkpoint, e.g. after a Colab disconnect. :func:`checkpoint_dir_for` puts the
-  checkpoints on Google Drive when running in Colab with Drive mounted.
+  checkpoints in the results folder, which the chapter's Drive switch puts on Google Drive.
+
+Its loop is short because each part has a name: :func:`draw_batch` (the seeded
+mini-batch of one step), :func:`train_step` (forward, loss, backward, update),
+:func:`save_checkpoint` and :func:`resume_from`.
+
+:func:`train_image_to_image` is the book's one image-to-image recipe (U-Net, L1 loss,
+Adam, cosine schedule, random crops and flips): chapter 1's virtual staining and
+chapter 3's synthetic pretext both train with it.
 
 :func:`predict_tiled` predicts a whole field tile by tile with overlapping, smoothly
 blended tiles, so that a 1024x1344 image never needs one forward pass; on a CUDA
@@ -21,7 +29,6 @@ out-of-memory error it retries with smaller tiles.
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 import time
@@ -30,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["History", "fit", "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory"]
+__all__ = ["History", "fit", "draw_batch", "train_step", "save_checkpoint", "resume_from", "train_image_to_image",
+           "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory"]
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -181,32 +189,221 @@ def load_checkpoint(checkpoint_dir) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def checkpoint_dir_for(name: str, use_drive: bool = True, profile: str | None = None) -> Path:
-    """Where :func:`fit` should keep the checkpoints of run ``name``.
+def checkpoint_dir_for(name: str, profile: str | None = None) -> Path:
+    """Where :func:`fit` keeps the checkpoints of run ``name``: ``results_dir(profile)/"checkpoints"/<name>``.
 
-    In Google Colab with Google Drive mounted at ``/content/drive`` (or mountable:
-    this asks for permission once) and ``use_drive``, checkpoints go to
-    ``MyDrive/islteach/checkpoints/<profile>/<name>`` so that they survive a
-    disconnected runtime. Otherwise ``results_dir(profile)/"checkpoints"/<name>``.
+    With the chapter's Drive switch on (``setup_chapter(..., drive=True)`` on Colab, see
+    :func:`islteach.provenance.use_drive`) the results folder, and so the checkpoints, are on
+    Google Drive and survive a disconnected or recycled runtime.
     """
-    from .provenance import in_colab, results_dir
+    from .provenance import results_dir
 
-    if use_drive and in_colab():
-        drive = Path("/content/drive")
-        try:
-            if not (drive / "MyDrive").exists():
-                from google.colab import drive as gdrive  # type: ignore
-
-                gdrive.mount(str(drive))
-            if (drive / "MyDrive").exists():
-                out = drive / "MyDrive" / "islteach" / "checkpoints" / results_dir(profile).name / name
-                out.mkdir(parents=True, exist_ok=True)
-                return out
-        except Exception as e:  # pragma: no cover - Colab only
-            print(f"Google Drive not available ({type(e).__name__}: {e}); checkpoints stay local.")
     out = results_dir(profile) / "checkpoints" / name
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+# --------------------------------------------------------------------------- fit and its parts
+def _check_fit_args(train_set, loss_fn, **sizes) -> None:
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not hasattr(train_set, "__len__") or not hasattr(train_set, "__getitem__"):
+        raise TypeError("train_set must be a map-style torch Dataset (with __len__ and __getitem__)")
+    if len(train_set) < 1:
+        raise ValueError("train_set must not be empty")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+
+
+def _prepare(model, *, device, amp, optimizer, lr, weight_decay, scheduler, steps, warmup):
+    """Device, optimiser, learning-rate schedule and AMP gradient scaler of a :func:`fit` run.
+
+    Mixed precision and ``cudnn.benchmark`` are switched on for CUDA only; the model is
+    moved to the device before the optimiser is built.
+
+    Returns
+    -------
+    device : torch.device
+    opt : torch.optim.Optimizer
+    sched : torch.optim.lr_scheduler.LambdaLR
+    scaler : torch.amp.GradScaler
+        Enabled (``scaler.is_enabled()``) exactly when mixed precision is used.
+    """
+    import torch
+
+    from .provenance import get_device
+
+    device = get_device(device)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+    model.to(device)
+    opt = _make_optimizer(model, optimizer, lr, weight_decay)
+    sched = _make_scheduler(opt, scheduler, steps, warmup)
+    scaler = torch.amp.GradScaler("cuda", enabled=bool(amp) and on_cuda)
+    return device, opt, sched, scaler
+
+
+def draw_batch(train_set, step: int, *, seed: int, batch_size: int, device):
+    """The mini-batch of optimisation step ``step``: the same for a given ``(seed, step)``, resumed or not.
+
+    The item indices come from a generator seeded with ``(seed, step)``; the global RNGs
+    (Python, NumPy, torch) are reseeded from it too before the dataset draws its random
+    crops and flips.
+
+    Returns
+    -------
+    x, y : torch.Tensor
+        Stacked float32 inputs and targets on ``device``.
+    """
+    import torch
+
+    s = _step_seed(seed, step)
+    g = torch.Generator().manual_seed(s)
+    idx = torch.randint(len(train_set), (batch_size,), generator=g).tolist()
+    _seed_all(s)
+    x, y = _collate([train_set[i] for i in idx])
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def train_step(model, batch, loss_fn, opt, scaler, grad_clip: float | None = None) -> float:
+    """One optimisation step on ``batch = (x, y)``: forward, loss, backward, optimiser step.
+
+    The forward pass runs under float16 autocast when ``scaler`` is enabled (CUDA); the
+    loss is computed in float32.
+
+    Returns
+    -------
+    float
+        The loss of this step (before the update).
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss is NaN or infinite.
+    """
+    import torch
+
+    x, y = batch
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+        pred = model(x)
+    loss = loss_fn(pred.float(), y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()}; lower lr?")
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return float(loss.detach().item())
+
+
+def _validate(model, val_fn):
+    """``val_fn(model)`` in eval mode under ``torch.no_grad``, as a plain Python number (or dict)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        v = val_fn(model)
+    if was_training:
+        model.train()
+    if isinstance(v, torch.Tensor):
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def save_checkpoint(checkpoint_dir, step: int, model, opt, sched, scaler, train_set, history: History,
+                    **run) -> None:
+    """Write ``checkpoint_dir/last.pt`` atomically: everything :func:`resume_from` needs to continue.
+
+    Parameters
+    ----------
+    checkpoint_dir : path-like
+    step : int
+        Steps done.
+    model, opt, sched, scaler
+        As returned by :func:`_prepare`; their states are saved.
+    train_set : Dataset
+        Its ``state_dict()`` is saved when it has one.
+    history : History
+    **run
+        ``steps``, ``seed``, ``batch_size`` of the run (checked when resuming).
+    """
+    _atomic_torch_save({
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "rng": _rng_state(), "step": step, **run, "history": history.to_dict(),
+        "dataset": train_set.state_dict() if hasattr(train_set, "state_dict") else None,
+    }, Path(checkpoint_dir) / CHECKPOINT_NAME)
+
+
+def resume_from(checkpoint_dir, model, opt, sched, scaler, train_set, *, steps: int, seed: int,
+                batch_size: int) -> tuple[History, int]:
+    """Restore the last checkpoint in ``checkpoint_dir`` (model, optimiser, RNGs ...), if there is one.
+
+    Returns
+    -------
+    history : History
+        The history up to the checkpoint (empty when there is none).
+    start : int
+        The step of the checkpoint (0: start fresh).
+    """
+    ck = load_checkpoint(checkpoint_dir)
+    if ck is None:
+        return History(), 0
+    ckpt_dir = Path(checkpoint_dir)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    if scaler.is_enabled() and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    _set_rng_state(ck["rng"])
+    if ck.get("dataset") is not None and hasattr(train_set, "load_state_dict"):
+        train_set.load_state_dict(ck["dataset"])
+    history = History.from_dict(ck["history"])
+    start = int(ck["step"])
+    history.resumed_from = start
+    if ck.get("steps") != steps or ck.get("seed") != seed or ck.get("batch_size") != batch_size:
+        print(f"Note: checkpoint in {ckpt_dir} was written with steps={ck.get('steps')}, "
+              f"seed={ck.get('seed')}, batch_size={ck.get('batch_size')}; continuing with "
+              f"steps={steps}, seed={seed}, batch_size={batch_size}.")
+    print(f"Resuming from checkpoint {ckpt_dir / CHECKPOINT_NAME} at step {start}/{steps}.")
+    return history, start
+
+
+class _Progress:
+    """A tqdm bar for :func:`fit` (a live widget in Colab, plain text elsewhere); a no-op when disabled."""
+
+    def __init__(self, enabled: bool, start: int, steps: int):
+        self.bar = None
+        if enabled and start < steps:
+            from .provenance import in_colab
+
+            if in_colab():  # a live notebook widget; elsewhere plain text, which a built book can show
+                from tqdm.auto import tqdm
+            else:
+                from tqdm import tqdm
+            self.bar = tqdm(total=steps, initial=start, desc="training", unit="step", file=sys.stdout,
+                            mininterval=1.0 if in_colab() else 10.0, ascii=not in_colab())
+
+    def update(self, loss: float, val=None) -> None:
+        if self.bar is None:
+            return
+        postfix = {"loss": f"{loss:.4f}"}
+        if val is not None:
+            postfix["val"] = f"{val:.4f}" if isinstance(val, float) else str(val)
+        self.bar.update(1)
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- fit
@@ -295,141 +492,45 @@ def fit(
     >>> len(h.loss)
     5
     """
-    import torch
-
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("val_every", val_every),
-                    ("checkpoint_every", checkpoint_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not hasattr(train_set, "__len__") or not hasattr(train_set, "__getitem__"):
-        raise TypeError("train_set must be a map-style torch Dataset (with __len__ and __getitem__)")
-    n = len(train_set)
-    if n < 1:
-        raise ValueError("train_set must not be empty")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-
-    if device is None:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    on_cuda = device.type == "cuda"
-    use_amp = bool(amp) and on_cuda
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True
-
-    model.to(device)
-    opt = _make_optimizer(model, optimizer, lr, weight_decay)
-    sched = _make_scheduler(opt, scheduler, steps, warmup)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    history = History()
-    start = 0
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt_dir is not None and resume:
-        ck = load_checkpoint(ckpt_dir)
-        if ck is not None:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            if use_amp and ck.get("scaler"):
-                scaler.load_state_dict(ck["scaler"])
-            _set_rng_state(ck["rng"])
-            if ck.get("dataset") is not None and hasattr(train_set, "load_state_dict"):
-                train_set.load_state_dict(ck["dataset"])
-            history = History.from_dict(ck["history"])
-            start = int(ck["step"])
-            history.resumed_from = start
-            if ck.get("steps") != steps or ck.get("seed") != seed or ck.get("batch_size") != batch_size:
-                print(f"Note: checkpoint in {ckpt_dir} was written with steps={ck.get('steps')}, "
-                      f"seed={ck.get('seed')}, batch_size={ck.get('batch_size')}; continuing with "
-                      f"steps={steps}, seed={seed}, batch_size={batch_size}.")
-            print(f"Resuming from checkpoint {ckpt_dir / CHECKPOINT_NAME} at step {start}/{steps}.")
-
-    def save_ckpt(step):
-        if ckpt_dir is None:
-            return
-        _atomic_torch_save({
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
-            "rng": _rng_state(), "step": step, "steps": steps, "seed": seed,
-            "batch_size": batch_size, "history": history.to_dict(),
-            "dataset": train_set.state_dict() if hasattr(train_set, "state_dict") else None,
-        }, ckpt_dir / CHECKPOINT_NAME)
-
-    def run_val(step):
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            v = val_fn(model)
-        if was_training:
-            model.train()
-        if isinstance(v, torch.Tensor):
-            v = v.item()
-        if isinstance(v, np.generic):
-            v = v.item()
-        history.val_step.append(step)
-        history.val.append(v)
-        return v
-
-    bar = None
-    if progress and start < steps:
-        from .provenance import in_colab
-
-        if in_colab():  # a live notebook widget; elsewhere plain text, which a built book can show
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
-        bar = tqdm(total=steps, initial=start, desc="training", unit="step", file=sys.stdout,
-                   mininterval=1.0 if in_colab() else 10.0, ascii=not in_colab())
+    _check_fit_args(train_set, loss_fn, steps=steps, batch_size=batch_size, val_every=val_every,
+                    checkpoint_every=checkpoint_every)
+    device, opt, sched, scaler = _prepare(model, device=device, amp=amp, optimizer=optimizer, lr=lr,
+                                          weight_decay=weight_decay, scheduler=scheduler, steps=steps,
+                                          warmup=warmup)
+    run = {"steps": steps, "seed": seed, "batch_size": batch_size}
+    history, start = History(), 0
+    if checkpoint_dir is not None and resume:
+        history, start = resume_from(checkpoint_dir, model, opt, sched, scaler, train_set, **run)
+    bar = _Progress(progress, start, steps)
     t0 = time.perf_counter()
     model.train()
     step = start
     try:
         for step in range(start + 1, steps + 1):
-            s = _step_seed(seed, step)
-            g = torch.Generator().manual_seed(s)
-            idx = torch.randint(n, (batch_size,), generator=g).tolist()
-            _seed_all(s)
-            x, y = _collate([train_set[i] for i in idx])
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                pred = model(x)
-            loss = loss_fn(pred.float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr?")
-            scaler.scale(loss).backward()
-            if grad_clip is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(opt)
-            scaler.update()
+            batch = draw_batch(train_set, step, seed=seed, batch_size=batch_size, device=device)
+            loss = train_step(model, batch, loss_fn, opt, scaler, grad_clip)
+            history.step.append(step)
+            history.loss.append(loss)
             history.lr.append(float(opt.param_groups[0]["lr"]))
             sched.step()
-            lv = float(loss.detach().item())
-            history.step.append(step)
-            history.loss.append(lv)
-            postfix = {"loss": f"{lv:.4f}"}
+            val = None
             if val_fn is not None and (step % val_every == 0 or step == steps):
-                v = run_val(step)
-                postfix["val"] = (f"{v:.4f}" if isinstance(v, float) else str(v))
-            if ckpt_dir is not None and (step % checkpoint_every == 0 or step == steps):
+                val = _validate(model, val_fn)
+                history.val_step.append(step)
+                history.val.append(val)
+            if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == steps):
                 history.seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_ckpt(step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(postfix, refresh=False)
+                save_checkpoint(checkpoint_dir, step, model, opt, sched, scaler, train_set, history, **run)
+            bar.update(loss, val)
             if callback is not None:
-                callback(step, lv)
+                callback(step, loss)
     except KeyboardInterrupt:
-        print(f"Interrupted at step {step}; the last checkpoint is at step "
-              f"{(step // checkpoint_every) * checkpoint_every if ckpt_dir else 'none'}.")
+        last = (step // checkpoint_every) * checkpoint_every if checkpoint_dir is not None else "none"
+        print(f"Interrupted at step {step}; the last checkpoint is at step {last}.")
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     history.seconds += time.perf_counter() - t0
     model.eval()
     return history
@@ -447,17 +548,10 @@ def _blend_window(tile: int, overlap: int) -> np.ndarray:
     return np.outer(w, w)
 
 
-def _starts(size: int, tile: int, stride: int) -> list:
-    if size <= tile:
-        return [0]
-    s = list(range(0, size - tile + 1, stride))
-    if s[-1] != size - tile:
-        s.append(size - tile)
-    return s
-
-
 def _predict_tiles(model, image, tile, overlap, batch_size, device, use_amp):
     import torch
+
+    from .data import tile_positions
 
     c, h, w = image.shape
     # pad to at least one tile and to a multiple of 32 (U-Net downsampling)
@@ -466,12 +560,10 @@ def _predict_tiles(model, image, tile, overlap, batch_size, device, use_amp):
     if pad_h or pad_w:
         mode = "reflect" if (pad_h < h and pad_w < w) else "edge"
         image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
-    stride = tile - overlap
-    ys, xs = _starts(ph, tile, stride), _starts(pw, tile, stride)
+    coords = tile_positions((ph, pw), tile, overlap)  # the tiling of islteach.data.extract_tiles
     wnd = _blend_window(tile, overlap)
     out = None
     norm = np.zeros((ph, pw), dtype=np.float32)
-    coords = [(y, x) for y in ys for x in xs]
     for i in range(0, len(coords), batch_size):
         chunk = coords[i:i + batch_size]
         batch = np.stack([image[:, y:y + tile, x:x + tile] for y, x in chunk])
@@ -530,6 +622,8 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
     """
     import torch
 
+    from .provenance import get_device
+
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"image must have shape (C, H, W), got shape {image.shape}")
@@ -545,14 +639,10 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
         raise ValueError(f"overlap must be an integer in [0, tile/2], got {overlap!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if device is None:
-        try:
-            device = next(model.parameters()).device
-        except StopIteration:
-            device = torch.device("cpu")
-        if device.type == "cpu" and torch.cuda.is_available():
-            device = torch.device("cuda")
-    device = torch.device(device)
+    if device is None:  # the model's own GPU, else provenance.get_device's choice
+        params = list(model.parameters())
+        device = params[0].device if params and params[0].device.type != "cpu" else None
+    device = get_device(device)
     model.to(device)
     was_training = model.training
     model.eval()
@@ -576,6 +666,100 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
     finally:
         if was_training:
             model.train()
+
+
+# --------------------------------------------------------------------------- image-to-image recipe
+def _image_list(a, name: str, ndims: tuple, what: str) -> list:
+    if isinstance(a, np.ndarray) and a.ndim in ndims:
+        return [a]
+    a = list(a) if isinstance(a, (list, tuple)) else None
+    if not a or not all(isinstance(v, np.ndarray) and v.ndim in ndims for v in a):
+        raise ValueError(f"{name} must be a {what} array or a non-empty list of them")
+    return a
+
+
+def train_image_to_image(x, y, *, allowed=None, encoder_name: str, encoder_weights=None, steps: int,
+                         crop_size: int, batch_size: int, lr: float, n_crops: int, val=None,
+                         val_every: int = 50, warmup: int = 20, seed: int = 0, checkpoint_dir=None,
+                         checkpoint_every: int = 100, progress: bool = True, device=None):
+    """The book's image-to-image recipe (virtual staining, In Silico Labeling pretexts).
+
+    A U-Net (:func:`islteach.models.unet`, one output channel) trained with the L1 loss
+    and Adam, with a linear warm-up and a cosine learning-rate decay, on random crops
+    with random flips and 90-degree rotations (:class:`islteach.data.PairDataset`),
+    through :func:`fit`. The initial weights are drawn after ``torch.manual_seed(seed)``,
+    so they depend on ``seed`` only, not on what ran before.
+
+    Parameters
+    ----------
+    x : (C, H, W) array or list of them
+        Normalised label-free inputs, one entry per image.
+    y : (1, H, W) or (H, W) array, or list of them
+        Normalised targets (e.g. a fluorescence channel), aligned with ``x``.
+    allowed : (H, W) bool array or list of them, optional
+        Where training crops may lie (entirely); default everywhere.
+    encoder_name, encoder_weights : str
+        Passed to :func:`islteach.models.unet`.
+    steps : int
+        Optimisation steps.
+    crop_size : int
+        Side of the training crops.
+    batch_size : int
+        Crops per step.
+    lr : float
+        Peak learning rate.
+    n_crops : int
+        Distinct crop positions drawn per image.
+    val : (x_val, y_val) arrays, optional
+        A validation block ``(C, h, w)``, ``(1, h, w)``; its Pearson correlation is
+        recorded every ``val_every`` steps (``history.val``).
+    val_every : int
+    warmup : int
+        Warm-up steps, capped at ``steps // 10``.
+    seed : int
+        Seeds the initial weights, the crop positions, the flips and the batches.
+    checkpoint_dir : path-like, optional
+        See :func:`fit` (resume after an interruption).
+    checkpoint_every : int
+    progress : bool
+    device : optional
+        See :func:`islteach.provenance.get_device`.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        ``model.islteach_init`` says how its encoder started.
+    history : History
+    """
+    import torch
+
+    from .data import PairDataset
+    from .metrics import pcc
+    from .models import unet
+
+    xs, ys = _image_list(x, "x", (3,), "(C, H, W)"), _image_list(y, "y", (2, 3), "(1, H, W) or (H, W)")
+    if len(xs) != len(ys):
+        raise ValueError(f"x and y must hold as many images, got {len(xs)} and {len(ys)}")
+    torch.manual_seed(int(seed))  # the initial weights depend on ``seed`` only, not on earlier work
+    model = unet(encoder_name, encoder_weights=encoder_weights, in_channels=int(xs[0].shape[0]), classes=1)
+    ds = PairDataset(xs, ys, crop_size=int(crop_size), n_crops=int(n_crops), seed=int(seed), allowed=allowed,
+                     flips=True)
+    val_fn = None
+    if val is not None:
+        if len(val) != 2:
+            raise ValueError(f"val must be a pair (x_val, y_val), got {len(val)} items")
+        xv = torch.from_numpy(np.ascontiguousarray(val[0], np.float32))[None]
+        yv = np.squeeze(val[1])
+
+        def val_fn(m):
+            dev = next(m.parameters()).device
+            return pcc(m(xv.to(dev)).float().cpu().numpy()[0, 0], yv)
+
+    history = fit(model, ds, torch.nn.functional.l1_loss, steps=int(steps), batch_size=int(batch_size),
+                  lr=float(lr), optimizer="adam", scheduler="cosine", warmup=min(int(warmup), int(steps) // 10),
+                  val_fn=val_fn, val_every=int(val_every), checkpoint_dir=checkpoint_dir,
+                  checkpoint_every=int(checkpoint_every), seed=int(seed), device=device, progress=progress)
+    return model, history
 
 
 def release_memory(verbose: bool = True) -> dict:

@@ -1,18 +1,20 @@
-"""Transfer-learning experiments: does a pretext model save annotations? (chapter 3)
+"""Transfer-learning experiments: does a pretext model save annotations? (chapter 3, and chapter 4's)
 
 Bonte et al. fine-tune the same U-Net for nucleus segmentation on N annotated images,
 starting either from the usual initialisation or from the In Silico Labeling (ISL)
 model that predicts DAPI from label-free planes, and compare the IoU on a fixed test
-set for N in {1, 10, 50, 100, 200, 500} {cite}`bonte2022`. This module holds the parts
-of that experiment that are worth reusing and testing:
+set for N in {1, 10, 50, 100, 200, 500} {cite}`bonte2022`. Chapter 4 asks the same
+question for instance segmentation (mAP of a two-output U-Net). This module holds the
+parts of both experiments that are worth reusing and testing:
 
 :func:`learning_curve`
-    Runs every (init, N, seed) point of a learning curve through a function you give
-    it, caches each finished point to disk (a rerun, e.g. after a Colab disconnect,
-    skips what is done; a crash loses at most the point being computed) and returns a
-    tidy table: one record per point.
-:func:`summarize`, :func:`relative_gain`, :func:`format_table`
-    Mean and spread over seeds, the paper's relative gain per N.
+    The one learning-curve engine of both chapters: runs every (init, N, seed) point
+    through a function you give it, in-process or on an executor (a process pool, Dask,
+    SLURM via submitit), caches each finished point to disk (a rerun, e.g. after a Colab
+    disconnect, skips what is done; a crash loses at most the points being computed) and
+    returns a tidy table: one record per point.
+:func:`summarize`, :func:`relative_gain`, :func:`format_table`, :func:`plot_learning_curve`
+    Mean and spread over seeds, the paper's relative gain per N, the figure.
 :class:`ShiftedSigmoid`, :class:`SegmentationNet`, :func:`segmentation_model`
     The two segmentation models: a U-Net with a plain sigmoid (random or ImageNet
     initialisation) and the ISL model with the paper's shifted sigmoid
@@ -23,19 +25,22 @@ of that experiment that are worth reusing and testing:
 :func:`calibrate_threshold`, :func:`zero_shot_point`
     The zero-shot reference: the ISL output thresholded, with the threshold chosen on
     the N annotated images, no training.
-:func:`synthetic_arrays`, :func:`get_synthetic_pretext`
-    Track A: synthetic fields with known nuclei, and the label-free -> DAPI pretext
-    model trained on a separate pool of fields.
-:func:`isl_tile_grid`, :func:`choose`
-    Track B: training tiles of the real ISL field outside its held-out quadrant, and the
-    seeded, nested choice of N of them.
+:func:`synthetic_fields`, :func:`get_synthetic_pretext`
+    Track A: synthetic fields with known nuclei and cells (both chapters), and the
+    label-free -> DAPI pretext model trained on a separate pool of fields.
+:func:`choose`, :func:`isl_field_split`
+    Track B: the seeded, nested choice of N training tiles of the real ISL field
+    (:func:`islteach.data.isl_tile_grid`), and chapter 4's split of that field.
+:class:`SegmentationPointRunner` (:func:`make_point_runner`), :class:`InstancePointRunner`
+    The points of chapter 3 (fine-tune for semantic segmentation, IoU) and chapter 4
+    (Bonte et al.'s two-output recipe, :mod:`islteach.distance_maps`, mAP): picklable
+    ``run_point(init, n, seed)`` objects for :func:`learning_curve`.
 """
 from __future__ import annotations
 
 import copy
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -50,11 +55,13 @@ from .provenance import to_jsonable as _jsonable
 
 __all__ = [
     "PAPER_GAINS_PERCENT", "PAPER_IOU_N1", "ISL_SHIFT",
-    "learning_curve", "point_path", "summarize", "relative_gain", "format_table", "records_to_json",
+    "learning_curve", "run_cached_point", "point_path", "summarize", "relative_gain", "format_table",
+    "records_to_json", "seed_values",
     "ShiftedSigmoid", "SegmentationNet", "segmentation_model",
     "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
-    "synthetic_arrays", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
-    "isl_tile_grid", "choose", "make_point_runner", "gain_rows", "format_gains", "baseline_inits",
+    "synthetic_fields", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
+    "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner",
+    "INSTANCE_INITS", "instance_model", "InstancePointRunner", "gain_rows", "format_gains", "baseline_inits",
     "mean_metric", "verdict", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
 ]
 
@@ -128,23 +135,76 @@ def _load_point(path: Path, config: str):
         return None, "unreadable"
 
 
+def _point_record(result, init, n, seed, metric, seconds):
+    """The record of one finished point (arrays split off), after checking ``result``."""
+    if not isinstance(result, dict):
+        raise TypeError(f"run_point must return a dict, got {type(result).__name__}")
+    value = result.get(metric)
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(float(value))):
+        raise ValueError(f"run_point's result must hold a finite number under {metric!r}, "
+                         f"got {value!r} for point ({init!r}, N={n}, seed={seed})")
+    arrays = {k: np.asarray(v) for k, v in result.items() if isinstance(v, np.ndarray)}
+    rec = {"init": init, "n": n, "seed": seed,
+           **{k: v for k, v in result.items() if k not in arrays}, "train_time_s": round(seconds, 3)}
+    return rec, arrays
+
+
+def run_cached_point(run_point, init: str, n: int, seed: int, metric: str = "iou", path=None,
+                     config: str = "") -> dict:
+    """Run one point and, when ``path`` is given, write its record there at once (atomically).
+
+    This is what :func:`learning_curve` runs for every point, in-process or on a worker of
+    its ``executor``: the worker itself writes the cache file, so a lost worker (or job)
+    loses only its own point.
+
+    Parameters
+    ----------
+    run_point : callable
+        ``run_point(init, n, seed) -> dict`` (see :func:`learning_curve`).
+    init : str
+    n, seed : int
+    metric : str
+        Key of the score in the result (checked to be a finite number).
+    path : path-like, optional
+        The point's cache file (:func:`point_path`); ``None``: not cached.
+    config : str
+        The canonical configuration string stored with the record.
+
+    Returns
+    -------
+    dict
+        The record (``init``, ``n``, ``seed``, the result's values, ``train_time_s``),
+        arrays included, ``cached`` False.
+    """
+    t0 = time.perf_counter()
+    result = run_point(init, n, seed)
+    rec, arrays = _point_record(result, init, n, seed, metric, time.perf_counter() - t0)
+    if path is not None:
+        _save_point(Path(path), rec, arrays, config)
+    rec.update(arrays)
+    rec["cached"] = False
+    return rec
+
+
 def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=None, metric: str = "iou",
-                   progress: bool = True, desc: str = "learning curve") -> list:
+                   executor=None, progress: bool = True, desc: str = "learning curve") -> list:
     """Run every (init, N, seed) point of a learning curve, caching each finished point to disk.
 
-    Points run in the order N, then seed, then init (so the small-N comparisons, the
-    interesting ones, finish first). Before a point runs, its cache file is looked up:
-    when it exists and was written with the same ``config``, the point is skipped and its
-    record is read back. After a point has run, its record is written at once (atomically),
-    so an interruption loses at most the point being computed, and running the same call
-    again resumes where it stopped.
+    Points are taken in the order N, then seed, then init (so the small-N comparisons, the
+    interesting ones, finish first). First every point's cache file is looked up: when it
+    exists and was written with the same ``config``, the point is skipped and its record is
+    read back. Each remaining point runs through :func:`run_cached_point`, which writes its
+    record at once (atomically), so an interruption loses at most the points being computed,
+    and running the same call again resumes where it stopped.
 
     Parameters
     ----------
     run_point : callable
         ``run_point(init, n, seed) -> dict`` with at least ``metric`` (a finite number).
         Other values are kept: numbers, strings, lists and dicts in the JSON file, NumPy
-        arrays (e.g. an example prediction) in an ``.npz`` next to it.
+        arrays (e.g. an example prediction) in an ``.npz`` next to it. Each point must seed
+        itself (it may run in any order, or on another machine).
     inits : sequence of str
         Initialisations to compare, e.g. ``["random", "isl"]``.
     n_values : sequence of int
@@ -152,13 +212,26 @@ def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=
     seeds : sequence of int
         Seeds (>= 0); each (init, N) point runs once per seed.
     cache_dir : path-like, optional
-        Directory of the per-point cache (``None``: no caching).
+        Directory of the per-point cache (``None``: no caching). With an ``executor`` the
+        workers write there, so it must be on a file system they share with this process.
     config : dict, optional
         Everything that changes the result besides (init, N, seed): steps, learning rate,
         crop size, data... A cached point made with a different ``config`` is recomputed
         (and overwritten), never silently reused.
     metric : str
-        Key of the score in ``run_point``'s result.
+        Key of the score in ``run_point``'s result (``"iou"`` in chapter 3, ``"mAP"`` in
+        chapter 4).
+    executor : optional
+        Anything with ``submit(fn, *args)`` returning futures with ``.result()``:
+        :class:`concurrent.futures.ProcessPoolExecutor`, a Dask ``distributed.Client``, a
+        ``submitit.AutoExecutor`` (SLURM)... All missing points are submitted at once and
+        collected in order. ``run_point`` must then be picklable (a module-level function or
+        a callable object such as :class:`SegmentationPointRunner`, not a closure or lambda).
+        When some points fail, the others still finish and are cached; the first error is
+        raised at the end. ``None`` (default): the points run here, one after the other.
+        A process pool should start its workers with ``spawn``
+        (``ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))``): workers
+        forked from a process where torch has already run can hang in torch's thread pool.
     progress : bool
         A tqdm progress bar over points.
     desc : str
@@ -167,9 +240,10 @@ def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=
     Returns
     -------
     list of dict
-        One record per point, in run order: ``init``, ``n``, ``seed``, the result's values,
-        ``train_time_s`` (wall time of ``run_point``, as measured when it ran) and ``cached``
-        (True when read back from the cache in this call).
+        One record per point, in the order above (the same with or without an executor):
+        ``init``, ``n``, ``seed``, the result's values, ``train_time_s`` (wall time of
+        ``run_point``, as measured when it ran) and ``cached`` (True when read back from the
+        cache in this call).
 
     Examples
     --------
@@ -191,6 +265,9 @@ def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=
     seeds = _check_int_list(seeds, "seeds", 0)
     if not isinstance(metric, str):
         raise TypeError(f"metric must be a string, got {metric!r}")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor must have a submit(fn, *args) method (e.g. concurrent.futures."
+                         f"ProcessPoolExecutor, distributed.Client), got {type(executor).__name__}")
     cfg = _canonical(config)
     cache = Path(cache_dir) if cache_dir is not None else None
 
@@ -199,40 +276,47 @@ def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=
 
     bar = tqdm(total=len(points), desc=desc, unit="point", file=sys.stdout, disable=not progress,
                dynamic_ncols=True)
-    records, stale = [], 0
+    records, todo, stale = [None] * len(points), [], 0
     try:
-        for init, n, seed in points:
-            rec = None
+        for k, (init, n, seed) in enumerate(points):
             path = point_path(cache, init, n, seed) if cache is not None else None
+            rec = None
             if path is not None:
                 rec, why = _load_point(path, cfg)
                 stale += why == "config"
-            if rec is not None:
-                rec["cached"] = True
-            else:
-                bar.set_postfix_str(f"{init} N={n} seed={seed}")
-                t0 = time.perf_counter()
-                result = run_point(init, n, seed)
-                dt = time.perf_counter() - t0
-                if not isinstance(result, dict):
-                    raise TypeError(f"run_point must return a dict, got {type(result).__name__}")
-                value = result.get(metric)
-                if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-                        or not math.isfinite(float(value))):
-                    raise ValueError(f"run_point's result must hold a finite number under {metric!r}, "
-                                     f"got {value!r} for point ({init!r}, N={n}, seed={seed})")
-                arrays = {k: np.asarray(v) for k, v in result.items() if isinstance(v, np.ndarray)}
-                rec = {"init": init, "n": n, "seed": seed,
-                       **{k: v for k, v in result.items() if k not in arrays}, "train_time_s": round(dt, 3)}
-                if path is not None:
-                    _save_point(path, rec, arrays, cfg)
-                rec.update(arrays)
-                rec["cached"] = False
-            rec[metric] = float(rec[metric])
-            records.append(rec)
+            if rec is None:
+                todo.append((k, path))
+                continue
+            rec["cached"] = True
+            records[k] = rec
             bar.update(1)
+        if executor is None:
+            for k, path in todo:
+                init, n, seed = points[k]
+                bar.set_postfix_str(f"{init} N={n} seed={seed}")
+                records[k] = run_cached_point(run_point, init, n, seed, metric, path, cfg)
+                bar.update(1)
+        else:
+            futures = [(k, executor.submit(run_cached_point, run_point, *points[k], metric, path, cfg))
+                       for k, path in todo]
+            errors = []
+            for k, fut in futures:
+                init, n, seed = points[k]
+                bar.set_postfix_str(f"waiting for {init} N={n} seed={seed}")
+                try:
+                    records[k] = fut.result()
+                except Exception as e:  # keep collecting: the other points still get cached
+                    errors.append((points[k], e))
+                bar.update(1)
+            if errors:
+                (init, n, seed), first = errors[0]
+                print(f"{len(errors)} of {len(futures)} submitted point(s) failed; the first was "
+                      f"({init!r}, N={n}, seed={seed}). The others are cached.")
+                raise first
     finally:
         bar.close()
+    for rec in records:
+        rec[metric] = float(rec[metric])
     if stale:
         print(f"Note: {stale} cached point(s) in {cache} were made with another configuration "
               "and were recomputed.")
@@ -543,7 +627,7 @@ def _as_image_list(x, name, ndim):
 
 
 def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, steps: int, batch_size: int,
-                          lr: float, crop: int, n_crops: int = 5, seed: int = 0, eval_every: int | None = None,
+                          lr: float, crop_size: int, n_crops: int = 5, seed: int = 0, eval_every: int | None = None,
                           n_last: int = 3, threshold: float = 0.5, tile: int = 256, overlap: int = 32,
                           keep_prediction: bool = False, progress: bool = False, device=None) -> dict:
     """Fine-tune a :class:`SegmentationNet` with the soft Jaccard loss and score it on the test images.
@@ -563,7 +647,7 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
     train_masks, test_masks : (H, W) binary array or list of them
     steps, batch_size : int
     lr : float
-    crop, n_crops : int
+    crop_size, n_crops : int
         Crop side (at most the smallest training image) and crops per image.
     seed : int
     eval_every : int, optional
@@ -599,13 +683,13 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
     test_masks = _as_image_list(test_masks, "test_masks", 2)
     if len(train_x) != len(train_masks) or len(test_x) != len(test_masks):
         raise ValueError("each input image needs one mask")
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("crop", crop), ("n_crops", n_crops),
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("crop_size", crop_size), ("n_crops", n_crops),
                     ("n_last", n_last)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     eval_every = max(1, steps // 10) if eval_every is None else int(eval_every)
     targets = [np.asarray(m).astype(np.float32)[None] for m in train_masks]
-    ds = PairDataset(train_x, targets, crop_size=int(crop), n_crops=int(n_crops), seed=int(seed), flips=True)
+    ds = PairDataset(train_x, targets, crop_size=int(crop_size), n_crops=int(n_crops), seed=int(seed), flips=True)
     eval_steps = {steps - k * eval_every for k in range(n_last) if steps - k * eval_every >= 1}
     truth = [np.asarray(m).astype(bool) for m in test_masks]
     checkpoints, last_pred = {}, {}
@@ -636,32 +720,47 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
     return out
 
 
-# =============================================================================== track A: synthetic
-def synthetic_arrays(seeds, *, size: int = 128, bf_planes=(0, 4), phase: bool = True,
-                     target: str = "dapi") -> dict:
-    """Synthetic fields (:func:`islteach.synth.make_field`) as network inputs, pretext target and nucleus mask.
+# =============================================================================== synthetic fields
+def synthetic_fields(seeds, *, size: int = 128, bf_planes=(0, 4), phase: bool = True, target: str = "dapi",
+                     **field_kwargs) -> dict:
+    """Synthetic fields (:func:`islteach.synth.make_field`) as network inputs, pretext target and labels.
+
+    One function for both chapters' transfer experiments: chapter 3 feeds two bright-field
+    planes and the phase-contrast image and predicts DAPI; chapter 4 feeds every bright-field
+    plane (``bf_planes=None, phase=False``) and predicts the membrane stain
+    (``target="cellmask"``).
 
     Parameters
     ----------
     seeds : sequence of int
         One field per seed (use disjoint seed ranges for the pretext pool, the annotated
-        pool and the test set).
+        pool and the test set), e.g. ``range(1000, 1000 + n)``.
     size : int
         Field side in pixels.
-    bf_planes : sequence of int
-        Bright-field focal planes (indices into the field's ``z_um``) used as input channels.
+    bf_planes : sequence of int or None
+        Bright-field focal planes (indices into the field's ``z_um``) used as input channels;
+        ``None``: all of them.
     phase : bool
         Add the phase-contrast image as an input channel (Bonte et al.: 2 bright-field
         planes + phase contrast).
     target : {"dapi", "cellmask"}
-        The pretext target (``"cellmask"`` serves as a control marker).
+        The pretext target.
+    **field_kwargs
+        Passed to :func:`islteach.synth.make_field`.
 
     Returns
     -------
     dict
-        ``x``: list of (C, size, size) float32 (each channel percentile-normalised per
-        field); ``y``: list of (1, size, size) float32 normalised target; ``mask``: list of
-        (size, size) bool nucleus masks; ``nuclei``: list of int32 labels; ``seeds``.
+        ``x``: list of (C, size, size) float32 (each channel percentile-normalised on its
+        own); ``y``: list of (1, size, size) float32 normalised target; ``mask``: list of
+        (size, size) bool nucleus masks; ``nuclei`` and ``cells``: lists of (size, size) int32
+        nucleus and cell labels; ``seeds``.
+
+    Examples
+    --------
+    >>> f = synthetic_fields([0], size=64, bf_planes=None, phase=False, target="cellmask")
+    >>> f["x"][0].shape[1:], f["y"][0].shape, f["cells"][0].dtype
+    ((64, 64), (1, 64, 64), dtype('int32'))
     """
     from .data import normalize_percentile
     from .synth import make_field
@@ -669,27 +768,32 @@ def synthetic_arrays(seeds, *, size: int = 128, bf_planes=(0, 4), phase: bool = 
     seeds = _check_int_list(seeds, "seeds", 0)
     if target not in ("dapi", "cellmask"):
         raise ValueError(f"target must be 'dapi' or 'cellmask', got {target!r}")
-    bf_planes = [int(p) for p in bf_planes]
-    xs, ys, masks, labels = [], [], [], []
+    if bf_planes is not None:
+        bf_planes = [int(p) for p in bf_planes]
+    out = {"x": [], "y": [], "mask": [], "nuclei": [], "cells": [], "seeds": seeds}
     for s in seeds:
-        f = make_field(int(size), seed=int(s))
-        chans = [f["brightfield"][p] for p in bf_planes] + ([f["phase"]] if phase else [])
+        f = make_field(int(size), seed=int(s), **field_kwargs)
+        planes = list(f["brightfield"]) if bf_planes is None else [f["brightfield"][p] for p in bf_planes]
+        chans = planes + ([f["phase"]] if phase else [])
         if not chans:
-            raise ValueError("need at least one input channel (bf_planes or phase)")
-        xs.append(normalize_percentile(np.stack(chans), axis=(-2, -1)))
-        ys.append(normalize_percentile(f[target])[None])
-        masks.append(f["nuclei"] > 0)
-        labels.append(f["nuclei"])
-    return {"x": xs, "y": ys, "mask": masks, "nuclei": labels, "seeds": seeds}
+            raise ValueError("bf_planes and phase must give at least one input channel, got none")
+        out["x"].append(normalize_percentile(np.stack(chans), axis=(-2, -1)))
+        out["y"].append(normalize_percentile(f[target])[None])
+        out["mask"].append(f["nuclei"] > 0)
+        out["nuclei"].append(f["nuclei"])
+        out["cells"].append(f["cells"].astype(np.int32))
+    return out
 
 
 def train_pretext(x, y, *, encoder_name: str = "resnet18", encoder_weights=None, steps: int, batch_size: int,
-                  lr: float, crop: int, n_crops: int = 5, seed: int = 0, warmup: int = 20, progress: bool = True,
-                  device=None):
-    """The In Silico Labeling pretext on many images: U-Net, L1 loss, Adam with a cosine schedule.
+                  lr: float, crop_size: int, n_crops: int = 5, seed: int = 0, warmup: int = 20,
+                  progress: bool = True, device=None):
+    """The In Silico Labeling pretext on many images: :func:`islteach.train.train_image_to_image`.
 
-    The same recipe as chapter 1's :func:`islteach.virtual_staining.train_virtual_staining`, for a
-    list of images (e.g. a pool of synthetic fields) instead of one large field.
+    The same recipe as chapter 1's :func:`islteach.virtual_staining.train_virtual_staining`
+    (U-Net, L1 loss, Adam with a cosine schedule, random crops and flips, initial weights
+    seeded by ``seed``), for a list of images (e.g. a pool of synthetic fields) instead of
+    one large field.
 
     Returns
     -------
@@ -697,18 +801,11 @@ def train_pretext(x, y, *, encoder_name: str = "resnet18", encoder_weights=None,
         From :func:`islteach.models.unet` (``islteach_init`` says how its encoder started).
     history : islteach.train.History
     """
-    from .data import PairDataset
-    from .models import unet
-    from .train import fit
+    from .train import train_image_to_image
 
-    x = _as_image_list(x, "x", 3)
-    y = _as_image_list(y, "y", 3)
-    model = unet(encoder_name, encoder_weights=encoder_weights, in_channels=int(x[0].shape[0]), classes=1)
-    ds = PairDataset(x, y, crop_size=int(crop), n_crops=int(n_crops), seed=int(seed), flips=True)
-    hist = fit(model, ds, nn.functional.l1_loss, steps=int(steps), batch_size=int(batch_size), lr=float(lr),
-               optimizer="adam", scheduler="cosine", warmup=min(int(warmup), int(steps) // 10),
-               seed=int(seed), device=device, progress=progress)
-    return model, hist
+    return train_image_to_image(x, y, encoder_name=encoder_name, encoder_weights=encoder_weights, steps=steps,
+                                crop_size=crop_size, batch_size=batch_size, lr=lr, n_crops=n_crops,
+                                warmup=warmup, seed=seed, progress=progress, device=device)
 
 
 def synthetic_pretext_path(target: str = "dapi", profile=None) -> Path:
@@ -728,7 +825,7 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     target : {"dapi", "cellmask"}
     recipe : dict
         ``pretext_seeds`` (list of field seeds), ``size``, ``bf_planes``, ``phase``,
-        ``encoder_name``, ``encoder_weights``, ``steps``, ``batch_size``, ``lr``, ``crop``,
+        ``encoder_name``, ``encoder_weights``, ``steps``, ``batch_size``, ``lr``, ``crop_size``,
         ``n_crops``, ``seed``, and ``eval_seeds`` (fields on which the PCC is measured).
         A saved model made with another recipe is retrained.
     profile : str or Profile, optional
@@ -743,10 +840,10 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     from .models import load_model, save_model
 
     keys = ("pretext_seeds", "size", "bf_planes", "phase", "encoder_name", "encoder_weights", "steps",
-            "batch_size", "lr", "crop", "n_crops", "seed", "eval_seeds")
+            "batch_size", "lr", "crop_size", "n_crops", "seed", "eval_seeds")
     missing = [k for k in keys if k not in recipe]
     if missing:
-        raise ValueError(f"recipe is missing {missing}")
+        raise ValueError(f"recipe must hold {list(keys)}; it is missing {missing}")
     rec = {k: _jsonable(recipe[k]) for k in keys}
     rec["target"] = target
     path = synthetic_pretext_path(target, profile)
@@ -760,17 +857,17 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
             print(f"The synthetic pretext model at {path} was made with another recipe: retraining.")
         except Exception as e:  # corrupt or incompatible file
             print(f"Could not load {path} ({type(e).__name__}: {e}); retraining.")
-    pool = synthetic_arrays(rec["pretext_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
+    pool = synthetic_fields(rec["pretext_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
                             phase=rec["phase"], target=target)
     print(f"Training the synthetic {target} pretext model on {len(pool['x'])} fields "
           f"({rec['steps']} steps, {rec['encoder_name']}).")
     t0 = time.perf_counter()
     model, hist = train_pretext(pool["x"], pool["y"], encoder_name=rec["encoder_name"],
                                 encoder_weights=rec["encoder_weights"], steps=rec["steps"],
-                                batch_size=rec["batch_size"], lr=rec["lr"], crop=rec["crop"],
+                                batch_size=rec["batch_size"], lr=rec["lr"], crop_size=rec["crop_size"],
                                 n_crops=rec["n_crops"], seed=rec["seed"], progress=progress, device=device)
     seconds = time.perf_counter() - t0
-    ev = synthetic_arrays(rec["eval_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
+    ev = synthetic_fields(rec["eval_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
                           phase=rec["phase"], target=target)
     preds = segmentation_scores(model, ev["x"], device=device)
     pccs = [pcc(p, t[0]) for p, t in zip(preds, ev["y"])]
@@ -784,34 +881,71 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     return model, meta
 
 
-# =============================================================================== track B: the ISL field
-def isl_tile_grid(tile: int = 256, shape=(1024, 1024), test_region=None) -> list:
-    """Top-left corners of the non-overlapping ``tile x tile`` tiles that do not touch the test region.
+# =============================================================================== the ISL field
+def isl_field_split(x, labels, *, tile: int = 256, n_val: int = 2, seed: int = 0, test_region=None) -> dict:
+    """Annotated tiles, validation tiles and the test region of one large field (the ISL field).
+
+    The field is cut into non-overlapping ``tile x tile`` tiles that do not touch the test
+    region (:func:`islteach.data.isl_tile_grid`); the tiles are put in a seeded random
+    order, the last ``n_val`` of them choose the post-processing parameter and the others are
+    the pool of annotated images (take the first N of them for N annotated images, so a
+    learning curve adds tiles rather than swapping them). The test region is one image.
 
     Parameters
     ----------
+    x : (C, H, W) float array
+        Network input, e.g. ``islteach.virtual_staining.isl_arrays(planes)["x"]``.
+    labels : (H, W) int array
+        Instance labels of the whole field (chapter 2's ISL nucleus labels).
     tile : int
-    shape : (H, W)
+    n_val : int
+        Tiles held out for validation (at least 1, and one tile must remain for training).
+    seed : int
     test_region : pair of slices, optional
         Default :data:`islteach.data.ISL_TEST_REGION` (the bottom-right quadrant).
 
     Returns
     -------
-    list of (y, x)
+    dict
+        ``train_x``, ``train_y``, ``val_x``, ``val_y``, ``test_x``, ``test_y`` (lists of
+        (C, h, w) inputs and (h, w) int32 labels), ``train_corners``, ``val_corners``
+        (top-left (y, x) of each tile) and ``test_region``.
 
     Examples
     --------
-    >>> len(isl_tile_grid(256)), isl_tile_grid(512)
-    (12, [(0, 0), (0, 512), (512, 0)])
+    >>> x = np.zeros((3, 1024, 1024), np.float32); lab = np.zeros((1024, 1024), np.int32)
+    >>> s = isl_field_split(x, lab, tile=256, n_val=2)
+    >>> len(s["train_x"]), len(s["val_x"]), s["test_x"][0].shape
+    (10, 2, (3, 512, 512))
     """
-    from .data import ISL_TEST_REGION, region_mask
+    from .data import ISL_TEST_REGION, isl_tile_grid
+    from .distance_maps import _check_image, _check_labels
 
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise ValueError(f"tile must be a positive integer, got {tile!r}")
-    test = region_mask(tuple(shape), ISL_TEST_REGION if test_region is None else test_region)
-    h, w = shape
-    return [(y, x) for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)
-            if not test[y:y + tile, x:x + tile].any()]
+    img = _check_image(x, "x")
+    if img.ndim != 3:
+        raise ValueError(f"x must be a (C, H, W) array, got shape {img.shape}")
+    lab = _check_labels(labels)
+    if img.shape[1:] != lab.shape:
+        raise ValueError(f"x {img.shape} and labels {lab.shape} differ in (H, W)")
+    region = ISL_TEST_REGION if test_region is None else test_region
+    grid = isl_tile_grid(tile, shape=lab.shape, test_region=region)
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val < len(grid):
+        raise ValueError(f"n_val must be an integer in 1..{len(grid) - 1} ({len(grid)} tiles of {tile} px), "
+                         f"got {n_val!r}")
+    order = np.random.default_rng(seed).permutation(len(grid))
+    corners = [grid[i] for i in order]
+
+    def cut(cs):
+        return ([img[:, y:y + tile, x0:x0 + tile] for y, x0 in cs],
+                [lab[y:y + tile, x0:x0 + tile].astype(np.int32) for y, x0 in cs])
+
+    train_x, train_y = cut(corners[:len(corners) - n_val])
+    val_x, val_y = cut(corners[len(corners) - n_val:])
+    ty, tx = region
+    return {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y,
+            "test_x": [img[:, ty, tx]], "test_y": [lab[ty, tx].astype(np.int32)],
+            "train_corners": corners[:len(corners) - n_val], "val_corners": corners[len(corners) - n_val:],
+            "test_region": region}
 
 
 def choose(pool_size: int, n: int, seed: int) -> np.ndarray:
@@ -835,9 +969,91 @@ def choose(pool_size: int, n: int, seed: int) -> np.ndarray:
 
 
 # =============================================================================== one point, both tracks
+def _architectures(models: dict) -> set:
+    """Encoder names recorded in the ``islteach_config`` of the models that have one."""
+    return {m.islteach_config["encoder_name"] for m in models.values()
+            if isinstance(getattr(m, "islteach_config", None), dict) and "encoder_name" in m.islteach_config}
+
+
+class SegmentationPointRunner:
+    """The ``run_point(init, n, seed)`` of chapter 3's segmentation learning curves.
+
+    A plain object (picklable, so :func:`learning_curve` can send it to the workers of an
+    executor). Build it with :func:`make_point_runner`, which documents the parameters.
+    """
+
+    def __init__(self, pool_x, pool_masks, test_x, test_masks, *, pretext_models: dict, finetune: dict,
+                 zero_shot_from: str = "isl", keep_prediction_for=(1,), encoder_name: str | None = None,
+                 in_channels: int | None = None, device=None):
+        self.pool_x = _as_image_list(pool_x, "pool_x", 3)
+        self.pool_masks = _as_image_list(pool_masks, "pool_masks", 2)
+        self.test_x = _as_image_list(test_x, "test_x", 3)
+        self.test_masks = _as_image_list(test_masks, "test_masks", 2)
+        if len(self.pool_x) != len(self.pool_masks):
+            raise ValueError(f"pool_x and pool_masks must be as many, got {len(self.pool_x)} and "
+                             f"{len(self.pool_masks)}")
+        if not isinstance(pretext_models, dict):
+            raise ValueError(f"pretext_models must be a dict {{init name: model}}, got {type(pretext_models).__name__}")
+        if not isinstance(finetune, dict):
+            raise ValueError(f"finetune must be a dict of finetune_and_evaluate keyword arguments, "
+                             f"got {type(finetune).__name__}")
+        archs = _architectures(pretext_models)
+        if encoder_name is not None and archs and archs != {encoder_name}:
+            raise ValueError(f"encoder_name={encoder_name!r} differs from the pretext models' encoder "
+                             f"{sorted(archs)}: the baselines must have the pretext model's architecture")
+        if encoder_name is None and len(archs) > 1:
+            raise ValueError(f"the pretext models have different encoders {sorted(archs)}: pass encoder_name")
+        self.encoder_name = encoder_name if encoder_name is not None else (archs.pop() if archs else None)
+        self.pretext_models = pretext_models
+        self.finetune = dict(finetune)
+        self.zero_shot_from = zero_shot_from
+        self.keep = {int(n) for n in keep_prediction_for}
+        self.in_channels = int(self.pool_x[0].shape[0]) if in_channels is None else int(in_channels)
+        self.device = device
+        self._scores = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_scores"] = None  # recomputed where needed, not shipped to every worker
+        return state
+
+    def zero_shot_scores(self):
+        """The zero-shot pretext model's output on the pool and the test images (computed once)."""
+        if self._scores is None:
+            model = self.pretext_models[self.zero_shot_from]
+            tile = int(self.finetune.get("tile", 256))
+            self._scores = (segmentation_scores(model, self.pool_x, tile=tile, device=self.device),
+                            segmentation_scores(model, self.test_x, tile=tile, device=self.device))
+        return self._scores
+
+    def __call__(self, init, n, seed):
+        idx = choose(len(self.pool_x), int(n), int(seed))
+        if init == "zero-shot":
+            if self.zero_shot_from not in self.pretext_models:
+                raise ValueError(f"zero-shot needs pretext_models[{self.zero_shot_from!r}]")
+            pool_s, test_s = self.zero_shot_scores()
+            out = zero_shot_point([pool_s[i] for i in idx], [self.pool_masks[i] for i in idx], test_s,
+                                  self.test_masks)
+            if int(n) in self.keep:
+                out["prediction"] = (test_s[0] > out["threshold"]).astype(np.float16)
+        else:
+            pretext = self.pretext_models.get(init)
+            if pretext is None and self.encoder_name is None:
+                raise ValueError(f"init={init!r} needs the architecture of the pretext models: pass "
+                                 "encoder_name (the pretext models carry no islteach_config)")
+            torch.manual_seed(10_000 + int(seed))  # the random init differs between seeds
+            model = segmentation_model(init, pretext_model=pretext, encoder_name=self.encoder_name,
+                                       in_channels=self.in_channels, verbose=False)
+            out = finetune_and_evaluate(model, [self.pool_x[i] for i in idx], [self.pool_masks[i] for i in idx],
+                                        self.test_x, self.test_masks, seed=int(seed),
+                                        keep_prediction=int(n) in self.keep, device=self.device, **self.finetune)
+        out["images"] = [int(i) for i in idx]
+        return out
+
+
 def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models: dict, finetune: dict,
-                      zero_shot_from: str = "isl", keep_prediction_for=(1,), encoder_name: str = "resnet18",
-                      in_channels: int | None = None, device=None):
+                      zero_shot_from: str = "isl", keep_prediction_for=(1,), encoder_name: str | None = None,
+                      in_channels: int | None = None, device=None) -> SegmentationPointRunner:
     """The ``run_point(init, n, seed)`` of a segmentation learning curve, for :func:`learning_curve`.
 
     For a point (init, N, seed) it picks N annotated images of the pool with
@@ -848,8 +1064,8 @@ def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models:
       (:func:`zero_shot_point`): the reference that fine-tuning has to beat;
     * ``init`` in ``pretext_models`` (``"isl"``, ``"isl-map2"``...): a copy of that pretext
       model with the shifted sigmoid, fine-tuned (:func:`finetune_and_evaluate`);
-    * ``"random"`` / ``"imagenet"``: a fresh U-Net of the same architecture with a plain
-      sigmoid (seeded by ``seed``), fine-tuned the same way.
+    * ``"random"`` / ``"imagenet"``: a fresh U-Net of the pretext models' architecture with a
+      plain sigmoid (seeded by ``seed``), fine-tuned the same way.
 
     Parameters
     ----------
@@ -862,63 +1078,206 @@ def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models:
         ``{init name: pretext network}``.
     finetune : dict
         Keyword arguments of :func:`finetune_and_evaluate` (``steps``, ``batch_size``, ``lr``,
-        ``crop``, ``n_crops``, ``eval_every``, ``n_last``...).
+        ``crop_size``, ``n_crops``, ``eval_every``, ``n_last``...).
     zero_shot_from : str
         Which pretext model the zero-shot reference uses.
     keep_prediction_for : sequence of int
         Values of N whose test prediction is kept (for figures).
-    encoder_name, in_channels
-        Architecture of the fresh U-Nets when no pretext model fixes it.
+    encoder_name : str, optional
+        Encoder of the fresh (random / ImageNet) U-Nets. Default: the one recorded in the
+        pretext models' ``islteach_config`` (:func:`islteach.models.unet`), so the baselines
+        always have the pretext model's architecture; a different name raises ValueError.
+        Required when the pretext models carry no ``islteach_config``.
+    in_channels : int, optional
+        Input channels of the fresh U-Nets (default: those of ``pool_x``).
     device : optional
 
     Returns
     -------
-    callable
+    SegmentationPointRunner
         ``run_point(init, n, seed) -> dict`` (see :func:`finetune_and_evaluate`), plus
-        ``images`` (the pool indices used).
+        ``images`` (the pool indices used). Picklable: it can run on an executor.
     """
-    pool_x = _as_image_list(pool_x, "pool_x", 3)
-    pool_masks = _as_image_list(pool_masks, "pool_masks", 2)
-    test_x = _as_image_list(test_x, "test_x", 3)
-    test_masks = _as_image_list(test_masks, "test_masks", 2)
-    if len(pool_x) != len(pool_masks):
-        raise ValueError(f"pool_x and pool_masks must be as many, got {len(pool_x)} and {len(pool_masks)}")
-    if not isinstance(pretext_models, dict):
-        raise TypeError("pretext_models must be a dict {init name: model}")
-    if not isinstance(finetune, dict):
-        raise TypeError("finetune must be a dict of finetune_and_evaluate keyword arguments")
-    in_channels = int(pool_x[0].shape[0]) if in_channels is None else int(in_channels)
-    keep = {int(n) for n in keep_prediction_for}
-    cache: dict = {}
+    return SegmentationPointRunner(pool_x, pool_masks, test_x, test_masks, pretext_models=pretext_models,
+                                   finetune=finetune, zero_shot_from=zero_shot_from,
+                                   keep_prediction_for=keep_prediction_for, encoder_name=encoder_name,
+                                   in_channels=in_channels, device=device)
 
-    def zero_shot_scores():
-        if "scores" not in cache:
-            model = pretext_models[zero_shot_from]
-            tile = int(finetune.get("tile", 256))
-            cache["scores"] = (segmentation_scores(model, pool_x, tile=tile, device=device),
-                               segmentation_scores(model, test_x, tile=tile, device=device))
-        return cache["scores"]
 
-    def run_point(init, n, seed):
-        idx = choose(len(pool_x), int(n), int(seed))
-        if init == "zero-shot":
-            if zero_shot_from not in pretext_models:
-                raise ValueError(f"zero-shot needs pretext_models[{zero_shot_from!r}]")
-            pool_s, test_s = zero_shot_scores()
-            out = zero_shot_point([pool_s[i] for i in idx], [pool_masks[i] for i in idx], test_s, test_masks)
-            if int(n) in keep:
-                out["prediction"] = (test_s[0] > out["threshold"]).astype(np.float16)
-        else:
-            torch.manual_seed(10_000 + int(seed))  # the random init differs between seeds
-            model = segmentation_model(init, pretext_model=pretext_models.get(init), encoder_name=encoder_name,
-                                       in_channels=in_channels, verbose=False)
-            out = finetune_and_evaluate(model, [pool_x[i] for i in idx], [pool_masks[i] for i in idx],
-                                        test_x, test_masks, seed=int(seed), keep_prediction=int(n) in keep,
-                                        device=device, **finetune)
-        out["images"] = [int(i) for i in idx]
+# =============================================================================== chapter 4: instances
+#: The initialisations of chapter 4's transfer experiments (two-output Bonte U-Nets).
+INSTANCE_INITS = ("isl", "random", "imagenet")
+
+
+def instance_model(init: str, *, encoder_name: str, in_channels: int, isl_state=None, encoder_weights=None):
+    """A fresh two-output (distance, mask logits) U-Net for chapter 4's transfer experiments.
+
+    Parameters
+    ----------
+    init : {"isl", "random", "imagenet"}
+        ``"isl"``: a one-output :func:`islteach.models.unet` loaded with ``isl_state`` (the
+        pretext network), followed by the two convolutions of
+        :func:`islteach.distance_maps.isl_two_output`. ``"random"``: a two-output U-Net with
+        random weights. ``"imagenet"``: the same with ``encoder_weights`` (default
+        ``"imagenet"``) in the encoder.
+    encoder_name : str
+    in_channels : int
+    isl_state : dict, optional
+        ``state_dict`` of a one-output pretext U-Net of this architecture; required for ``"isl"``.
+    encoder_weights : str, optional
+
+    Returns
+    -------
+    torch.nn.Module
+        ``(B, in_channels, H, W) -> (B, 2, H, W)``. The random draws come from torch's global
+        generator: seed it first (``torch.manual_seed``) for a reproducible start.
+    """
+    from . import models
+    from .distance_maps import isl_two_output
+
+    if init == "isl":
+        if isl_state is None:
+            raise ValueError("init='isl' needs isl_state (the pretext U-Net's state_dict)")
+        body = models.unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=1, verbose=False)
+        body.load_state_dict(isl_state)
+        return isl_two_output(body)
+    if init == "random":
+        return models.unet(encoder_name, encoder_weights=None, in_channels=in_channels, classes=2, verbose=False)
+    if init == "imagenet":
+        return models.unet(encoder_name, encoder_weights=encoder_weights or "imagenet", in_channels=in_channels,
+                           classes=2)
+    raise ValueError(f"init must be one of {INSTANCE_INITS}, got {init!r}")
+
+
+class InstancePointRunner:
+    """The ``run_point(init, n, seed)`` of chapter 4's transfer experiments (Bonte et al.'s recipe).
+
+    For a point (init, N, seed): ``torch.manual_seed(seed)``, a fresh two-output model
+    (:func:`instance_model`), trained with :func:`islteach.distance_maps.train_bonte` on
+    random crops of the first N training images (``max(1, crops_total // N)`` crops per
+    image, so every N sees about the same number of crops), h (or an (h, mask threshold) pair)
+    chosen on the validation images, and the test images segmented and scored.
+
+    Calling it, ``run_point(init, n, seed)``, returns a dict: ``mAP`` (mean over IoU
+    0.5..0.95, averaged over the test images), ``f1_05``, ``parameter`` (the chosen h or
+    pair), ``model_init`` (what the model's encoder actually started from) and, for N in
+    ``keep_prediction_for``, ``prediction`` (int32 labels of ``test_x[0]``). The object is
+    picklable, so :func:`learning_curve` can send it to an executor's workers.
+
+    Parameters
+    ----------
+    train_x, train_y : sequences of (C, H, W) inputs and (H, W) int labels
+        The annotated pool; a point with N uses its first N items (nested in N).
+    test_x, test_y : sequences
+        The fixed test images.
+    encoder_name : str
+        Encoder of every model (the pretext network's, for ``"isl"``).
+    in_channels : int
+    steps : int
+        Training steps per point.
+    alpha : float
+        Weight of the BCE term of :class:`islteach.losses.CombinedLoss`.
+    crop_size : int
+        Side of the training crops.
+    crops_total : int
+        Crops per point, shared out over the N training images (chapter 4's profiles: 40).
+    batch_size : int
+    lr : float
+    h_values : sequence
+        Candidates of :func:`islteach.distance_maps.choose_parameter` (h, or (h, mask threshold) pairs).
+    val : (xs, ys), optional
+        Validation images that choose the parameter (default: the N training images).
+    min_size : int
+        Smallest object kept.
+    choose_iou : float
+        IoU threshold of the validation F1 that chooses the parameter.
+    isl_state : dict, optional
+        ``state_dict`` of the one-output pretext U-Net (needed for ``init="isl"``); copied to the CPU.
+    encoder_weights : str, optional
+        Encoder weights of ``init="imagenet"``.
+    keep_prediction_for : sequence of int
+        Values of N whose predicted labels of ``test_x[0]`` are kept (as ``prediction``).
+    progress : bool
+    device : optional
+        Passed to training and prediction (default: CUDA when available).
+    """
+
+    def __init__(self, train_x, train_y, test_x, test_y, *, encoder_name: str, in_channels: int, steps: int,
+                 alpha: float, crop_size: int, crops_total: int, batch_size: int = 8, lr: float = 1e-3,
+                 h_values=(0.5, 1.0, 2.0), val=None, min_size: int = 16, choose_iou: float = 0.7,
+                 isl_state=None, encoder_weights=None, keep_prediction_for=(), progress: bool = False,
+                 device=None):
+        if len(train_x) != len(train_y) or not len(train_x):
+            raise ValueError(f"train_x and train_y must be non-empty and as many, got {len(train_x)} and "
+                             f"{len(train_y)}")
+        if len(test_x) != len(test_y) or not len(test_x):
+            raise ValueError(f"test_x and test_y must be non-empty and as many, got {len(test_x)} and {len(test_y)}")
+        for name, v in (("steps", steps), ("crop_size", crop_size), ("crops_total", crops_total),
+                        ("batch_size", batch_size), ("in_channels", in_channels)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if val is not None and (len(val) != 2 or len(val[0]) != len(val[1]) or not len(val[0])):
+            raise ValueError("val must be a pair (xs, ys) of non-empty sequences of the same length")
+        self.train_x, self.train_y = list(train_x), list(train_y)
+        self.test_x, self.test_y = list(test_x), list(test_y)
+        self.val = None if val is None else (list(val[0]), list(val[1]))
+        self.encoder_name, self.in_channels = str(encoder_name), int(in_channels)
+        self.encoder_weights = encoder_weights
+        self.isl_state = (None if isl_state is None
+                          else {k: v.detach().cpu().clone() for k, v in isl_state.items()})
+        self.steps, self.alpha, self.crop_size = int(steps), float(alpha), int(crop_size)
+        self.crops_total, self.batch_size, self.lr = int(crops_total), int(batch_size), float(lr)
+        self.h_values, self.min_size, self.choose_iou = list(h_values), int(min_size), float(choose_iou)
+        self.keep = {int(n) for n in keep_prediction_for}
+        self.progress, self.device = bool(progress), device
+
+    def build(self, init: str):
+        """The fresh model of ``init`` (:func:`instance_model`; seed torch first)."""
+        return instance_model(init, encoder_name=self.encoder_name, in_channels=self.in_channels,
+                              isl_state=self.isl_state, encoder_weights=self.encoder_weights)
+
+    def __call__(self, init, n, seed):
+        from .distance_maps import choose_parameter, instance_dataset, predict_maps, to_instances, train_bonte
+        from .metrics import score_record
+
+        n, seed = int(n), int(seed)
+        if not 1 <= n <= len(self.train_x):
+            raise ValueError(f"n must lie in 1..{len(self.train_x)} (the training images), got {n}")
+        torch.manual_seed(seed)
+        model = self.build(init)
+        ds = instance_dataset(self.train_x[:n], self.train_y[:n], "bonte", crop_size=self.crop_size,
+                              n_crops=max(1, self.crops_total // n), seed=seed)
+        train_bonte(model, ds, steps=self.steps, alpha=self.alpha, batch_size=self.batch_size, lr=self.lr,
+                    seed=seed, progress=self.progress, device=self.device)
+        vx, vy = self.val if self.val is not None else (self.train_x[:n], self.train_y[:n])
+        vmaps = [predict_maps(model, x, device=self.device) for x in vx]
+        h, _ = choose_parameter(vmaps, list(vy), "bonte", self.h_values, iou=self.choose_iou,
+                                min_size=self.min_size)
+        preds = [to_instances(predict_maps(model, x, device=self.device), "bonte", h, min_size=self.min_size)
+                 for x in self.test_x]
+        # the switch to metrics.score_record (its "mAP" and ["f1"]["0.5"]) belongs here
+        ev = score_record(list(self.test_y), preds)
+        out = {"mAP": float(ev["mAP"]), "f1_05": float(ev["f1"]["0.5"]), "parameter": h,
+               "model_init": getattr(model, "islteach_init", None)}
+        if n in self.keep:
+            out["prediction"] = np.asarray(preds[0], np.int32)
         return out
 
-    return run_point
+
+def seed_values(records, init: str, key: str) -> dict:
+    """``{N: [value of key, one per seed, in record order]}`` for one init, N ascending.
+
+    Examples
+    --------
+    >>> seed_values([{"init": "a", "n": 4, "seed": 0, "mAP": 0.3}, {"init": "a", "n": 1, "seed": 0, "mAP": 0.1}],
+    ...             "a", "mAP")
+    {1: [0.1], 4: [0.3]}
+    """
+    out: dict = {}
+    for r in records:
+        if r["init"] == init:
+            out.setdefault(int(r["n"]), []).append(r[key])
+    return dict(sorted(out.items()))
 
 
 def gain_rows(records, init: str = "isl", baseline: str = "random", metric: str = "iou") -> list:
@@ -1020,32 +1379,51 @@ _COLORS = {"random": "tab:gray", "imagenet": "tab:blue", "isl": "tab:red", "isl-
            "isl-cellmask": "tab:purple", "zero-shot": "black"}
 
 
-def plot_learning_curve(records, ax=None, metric: str = "iou", title=None, labels=None):
-    """IoU against N (log axis): mean over seeds, min-max band and every seed as a dot, one colour per init.
+def plot_learning_curve(records, ax=None, metric: str = "iou", title=None, labels=None, references=None,
+                        ylabel=None, ylim=None):
+    """A score against N (log axis) for both chapters: mean over seeds, min-max band, every seed as a dot.
 
-    ``"zero-shot"`` records are drawn dashed (no training happened).
+    One colour per init; ``"zero-shot"`` records are drawn dashed (no training happened).
 
     Parameters
     ----------
     records : list of dict
-        From :func:`learning_curve`.
+        From :func:`learning_curve` (chapter 3's ``iou`` records or chapter 4's ``mAP`` ones).
     ax : matplotlib Axes, optional
     metric : str
+        The record key drawn (``"iou"``, ``"mAP"``, ``"f1_05"``...).
     title : str, optional
     labels : dict, optional
         Legend label per init (default: the init names).
+    references : dict, optional
+        ``{name: value}`` drawn as dashed horizontal lines (scores that need no annotated image).
+    ylabel : str, optional
+        Default: ``"IoU on the test set"`` for ``iou``, else ``"<metric> on the test set"``.
+    ylim : pair, optional
+        Limits of the score axis (``None`` for either end: matplotlib's choice); default: scaled to the data.
 
     Returns
     -------
     matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> recs = [{"init": "isl", "n": n, "seed": 0, "mAP": v} for n, v in ((1, 0.2), (4, 0.4))]
+    >>> ax = plot_learning_curve(recs, metric="mAP", references={"classical": 0.3})
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['isl', 'classical']
     """
     import matplotlib.pyplot as plt
 
+    if not isinstance(records, (list, tuple)) or not records:
+        raise ValueError(f"records must be a non-empty list of learning-curve records, got {records!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4))
     labels = labels or {}
     rows = summarize(records, metric)
-    for k, init in enumerate(dict.fromkeys(r["init"] for r in rows)):
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    for k, init in enumerate(inits):
         rs = [r for r in rows if r["init"] == init]
         ns = np.array([r["n"] for r in rs])
         color = _COLORS.get(init, f"C{k}")
@@ -1056,12 +1434,17 @@ def plot_learning_curve(records, ax=None, metric: str = "iou", title=None, label
         jitter = np.exp(np.linspace(-0.04, 0.04, 5))
         ax.scatter([n * jitter[i % 5] for i, (n, _) in enumerate(pts)], [v for _, v in pts], s=10,
                    color=color, alpha=0.6, zorder=3)
+    for k, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(float(value), ls="--", lw=1, color=f"C{len(inits) + k}", label=name)
     ax.set_xscale("log")
     ns_all = sorted({r["n"] for r in rows})
     ax.set_xticks(ns_all)
     ax.set_xticklabels([str(n) for n in ns_all])
+    ax.minorticks_off()
     ax.set_xlabel("annotated images N (log scale)")
-    ax.set_ylabel(f"{'IoU' if metric == 'iou' else metric} on the test set")
+    ax.set_ylabel(ylabel or f"{'IoU' if metric == 'iou' else metric} on the test set")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:

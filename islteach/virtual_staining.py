@@ -17,7 +17,8 @@ Functions
 isl_arrays, sephace_arrays
     Normalised inputs and targets plus training / validation / test masks.
 train_virtual_staining
-    The training recipe on any (inputs, target, masks) arrays.
+    The training recipe on any (inputs, target, masks) arrays
+    (:func:`islteach.train.train_image_to_image` with a training mask).
 train_isl_model, get_isl_model
     The chapter 1 model for the ISL field (train, or load what chapter 1 saved).
 pixel_linear_baseline
@@ -37,7 +38,7 @@ from . import data as _data
 __all__ = [
     "ISL_VAL_REGION", "SEPHACE_VAL_REGION", "ISL_TARGETS", "normalisation_stats", "apply_normalisation",
     "isl_arrays", "sephace_arrays", "train_virtual_staining", "train_isl_model", "get_isl_model",
-    "isl_model_path", "pixel_linear_baseline", "region_pcc", "tile_pccs", "predict_region",
+    "isl_model_path", "ISL_RECIPE_KEYS", "pixel_linear_baseline", "region_pcc", "tile_pccs", "predict_region",
 ]
 
 #: Validation block of the ISL field (above the test quadrant), excluded from training. Chosen
@@ -269,17 +270,19 @@ def predict_region(model, x, region=None, tile: int = 256, overlap: int = 32) ->
 
 
 # --------------------------------------------------------------------------- training
-def _recipe(profile=None):
-    from .profiles import get_profile
+#: The arguments of chapter 1's recipe that :func:`train_isl_model` and :func:`get_isl_model` take
+#: from the profile's ``ch1`` section (besides ``steps``, which depends on the target, and ``seed``).
+ISL_RECIPE_KEYS = ("planes", "encoder_name", "encoder_weights", "crop_size", "batch_size", "lr", "n_crops",
+                   "val_every", "checkpoint_every", "tile", "overlap")
 
-    p = profile if hasattr(profile, "ch1") else get_profile(profile)
-    return p, p.ch1
 
-
-def train_virtual_staining(x, y, train_mask, *, encoder_name, encoder_weights="imagenet", steps, crop,
+def train_virtual_staining(x, y, train_mask, *, encoder_name, encoder_weights="imagenet", steps, crop_size,
                            batch_size, lr, n_crops=2000, val=None, val_every=50, seed=0,
                            checkpoint_dir=None, checkpoint_every=100, progress=True, device=None):
-    """Chapter 1's training recipe: U-Net, L1 loss, Adam with a cosine schedule, random crops and flips.
+    """Chapter 1's training recipe on one field: :func:`islteach.train.train_image_to_image`.
+
+    A U-Net, the L1 loss, Adam with a cosine schedule (20 warm-up steps at most), random
+    crops inside ``train_mask`` with random flips and rotations.
 
     Parameters
     ----------
@@ -291,12 +294,13 @@ def train_virtual_staining(x, y, train_mask, *, encoder_name, encoder_weights="i
         Where training crops may lie (entirely).
     encoder_name, encoder_weights : str
         Passed to :func:`islteach.models.unet`.
-    steps, crop, batch_size, lr, n_crops : int / float
+    steps, crop_size, batch_size, lr, n_crops : int / float
         Optimisation steps, crop side, crops per step, learning rate, number of
         distinct crop positions drawn in the training area.
     val : (x_val, y_val) arrays, optional
         A validation block; its PCC is recorded every ``val_every`` steps.
     seed : int
+        Seeds the initial weights too.
     checkpoint_dir : path-like, optional
         See :func:`islteach.train.fit` (resume after an interruption).
 
@@ -306,54 +310,55 @@ def train_virtual_staining(x, y, train_mask, *, encoder_name, encoder_weights="i
     history : islteach.train.History
         ``history.val`` holds the validation PCC.
     """
-    import torch
+    from .train import train_image_to_image
 
-    from .models import unet
-    from .train import fit
-
-    torch.manual_seed(seed)  # the initial weights depend on ``seed`` only, not on earlier work
-    model = unet(encoder_name, encoder_weights=encoder_weights, in_channels=int(x.shape[0]), classes=1)
-    ds = _data.PairDataset(x, y, crop_size=int(crop), n_crops=int(n_crops), seed=seed, allowed=train_mask,
-                           flips=True)
-    val_fn = None
-    if val is not None:
-        xv = torch.from_numpy(np.ascontiguousarray(val[0], np.float32))[None]
-        yv = np.squeeze(val[1])
-
-        def val_fn(m):
-            dev = next(m.parameters()).device
-            return region_pcc(m(xv.to(dev)).float().cpu().numpy()[0, 0], yv)
-
-    history = fit(model, ds, torch.nn.functional.l1_loss, steps=int(steps), batch_size=int(batch_size),
-                  lr=float(lr), optimizer="adam", scheduler="cosine", warmup=min(20, int(steps) // 10),
-                  val_fn=val_fn, val_every=int(val_every), checkpoint_dir=checkpoint_dir,
-                  checkpoint_every=int(checkpoint_every), seed=seed, device=device, progress=progress)
-    return model, history
+    return train_image_to_image(
+        x, y, allowed=train_mask, encoder_name=encoder_name, encoder_weights=encoder_weights, steps=steps,
+        crop_size=crop_size, batch_size=batch_size, lr=lr, n_crops=n_crops, val=val, val_every=val_every,
+        warmup=20, seed=seed, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        progress=progress, device=device)
 
 
-def isl_model_path(target: str = "dapi", profile=None) -> Path:
-    """Where chapter 1 saves the ISL model for ``target``: ``results_dir()/"models"/"isl_<target>.pt"``."""
+def _profile_name(profile) -> str | None:
+    if profile is not None and not isinstance(profile, str):
+        raise ValueError(f"profile must be a profile name (str) or None, got {type(profile).__name__}")
+    return profile
+
+
+def isl_model_path(target: str = "dapi", profile: str | None = None) -> Path:
+    """Where chapter 1 saves the ISL model for ``target``: ``results_dir(profile)/"models"/"isl_<target>.pt"``."""
     from .provenance import results_dir
 
-    p, _ = _recipe(profile)
-    return results_dir(p.name) / "models" / f"isl_{target}.pt"
+    return results_dir(_profile_name(profile)) / "models" / f"isl_{target}.pt"
 
 
-def train_isl_model(target: str = "dapi", planes=None, profile=None, steps=None, progress=True,
-                    save=True, checkpoint=True, device=None):
-    """Train chapter 1's ISL model for ``target`` with the profile's recipe, evaluate it, and save it.
+def train_isl_model(target: str = "dapi", *, planes, encoder_name: str, encoder_weights, steps: int,
+                    crop_size: int, batch_size: int, lr: float, n_crops: int, val_every: int,
+                    checkpoint_every: int, tile: int = 256, overlap: int = 32, seed: int = 0,
+                    profile: str | None = None, progress: bool = True, save: bool = True,
+                    checkpoint: bool = True, device=None):
+    """Train chapter 1's ISL model for ``target`` with the given recipe, evaluate it, and save it.
+
+    The chapters pass the recipe from their profile, e.g.
+    ``train_isl_model("dapi", steps=P.ch1.steps, seed=P.seed, profile=P.name, **recipe)``
+    with ``recipe = {k: P.ch1[k] for k in ISL_RECIPE_KEYS}``.
 
     Parameters
     ----------
     target : {"dapi", "map2", "nfh"}
-    planes : sequence of int, optional
-        Phase planes used as input channels (default: the profile's ``planes``).
-    profile : str or Profile, optional
-    steps : int, optional
-        Default: the profile's ``steps`` (``dapi``) or ``steps_<target>``.
+    planes : sequence of int
+        Phase planes used as input channels.
+    encoder_name, encoder_weights, steps, crop_size, batch_size, lr, n_crops, val_every, checkpoint_every
+        The training recipe (:func:`train_virtual_staining`).
+    tile, overlap : int
+        Tiled prediction of the test region (:func:`islteach.train.predict_tiled`).
+    seed : int
+    profile : str, optional
+        Profile name: only chooses the results directory (:func:`isl_model_path`, checkpoints).
     progress, save, checkpoint : bool
         Progress bar; save the model to :func:`isl_model_path`; keep resumable
         checkpoints (:func:`islteach.train.checkpoint_dir_for`).
+    device : optional
 
     Returns
     -------
@@ -364,28 +369,26 @@ def train_isl_model(target: str = "dapi", planes=None, profile=None, steps=None,
     history : islteach.train.History
     """
     from .models import save_model
-    from .provenance import sha256_file
+    from .provenance import results_dir, sha256_file
     from .train import checkpoint_dir_for
 
-    p, r = _recipe(profile)
-    planes = list(r.planes) if planes is None else list(planes)
-    if steps is None:
-        steps = r.steps if target == "dapi" else getattr(r, f"steps_{target}", r.steps)
+    profile = _profile_name(profile)
+    planes = list(planes)
     a = isl_arrays(planes, target)
     ckdir = None
     if checkpoint:
-        tag = (f"isl_{target}_{r.encoder_name}_z{'-'.join(map(str, planes))}_s{steps}"
-               f"_c{r.crop}_b{r.batch_size}_lr{r.lr:g}_seed{p.seed}")
-        ckdir = checkpoint_dir_for(tag, profile=p.name)
+        tag = (f"isl_{target}_{encoder_name}_z{'-'.join(map(str, planes))}_s{steps}"
+               f"_c{crop_size}_b{batch_size}_lr{lr:g}_seed{seed}")
+        ckdir = checkpoint_dir_for(tag, profile=profile)
     t0 = time.perf_counter()
     vy, vx = a["val_region"]
     model, history = train_virtual_staining(
-        a["x"], a["y"], a["train"], encoder_name=r.encoder_name, encoder_weights=r.encoder_weights,
-        steps=steps, crop=r.crop, batch_size=r.batch_size, lr=r.lr, n_crops=r.n_crops,
-        val=(a["x"][:, vy, vx], a["y"][:, vy, vx]), val_every=r.val_every, seed=p.seed,
-        checkpoint_dir=ckdir, checkpoint_every=r.checkpoint_every, progress=progress, device=device)
+        a["x"], a["y"], a["train"], encoder_name=encoder_name, encoder_weights=encoder_weights,
+        steps=steps, crop_size=crop_size, batch_size=batch_size, lr=lr, n_crops=n_crops,
+        val=(a["x"][:, vy, vx], a["y"][:, vy, vx]), val_every=val_every, seed=seed,
+        checkpoint_dir=ckdir, checkpoint_every=checkpoint_every, progress=progress, device=device)
     train_s = time.perf_counter() - t0
-    pred = predict_region(model, a["x"], a["test_region"], tile=r.tile, overlap=r.overlap)
+    pred = predict_region(model, a["x"], a["test_region"], tile=tile, overlap=overlap)
     test_pcc = region_pcc(pred, a["y"][(0,) + tuple(a["test_region"])])
     files = _data.fetch("isl-finkbeiner-b", progressbar=False)
     meta = {
@@ -393,30 +396,41 @@ def train_isl_model(target: str = "dapi", planes=None, profile=None, steps=None,
         "input": "phase contrast z-planes", "normalisation": a["normalisation"],
         "test_region": [[s.start, s.stop] for s in a["test_region"]],
         "val_region": [[s.start, s.stop] for s in a["val_region"]],
-        "profile": p.name, "seed": p.seed, "steps": int(steps), "crop": r.crop, "batch_size": r.batch_size,
-        "lr": r.lr, "loss": "l1", "init": model.islteach_init, "train_seconds": round(history.seconds, 1),
-        "wall_seconds_this_call": round(train_s, 1),
+        "profile": results_dir(profile).name, "seed": seed, "steps": int(steps), "crop_size": crop_size,
+        "batch_size": batch_size, "lr": lr, "loss": "l1", "init": model.islteach_init,
+        "train_seconds": round(history.seconds, 1), "wall_seconds_this_call": round(train_s, 1),
         "pcc_test_region": test_pcc, "val_pcc_last": history.val[-1] if history.val else None,
         "data_sha256": {Path(f).name[-60:]: sha256_file(f) for f in files},
     }
     if save:
-        path = save_model(model, isl_model_path(target, p), **meta)
+        path = save_model(model, isl_model_path(target, profile), **meta)
         print(f"Saved the ISL {target} model to {path}")
     return model, meta, history
 
 
-def get_isl_model(target: str = "dapi", profile=None, min_steps: int | None = None, device=None):
+def get_isl_model(target: str = "dapi", *, profile: str | None = None, min_steps: int | None = None,
+                  device=None, steps: int | None = None, planes=None, encoder_name: str | None = None,
+                  encoder_weights="imagenet", crop_size: int | None = None, batch_size: int | None = None,
+                  lr: float | None = None, n_crops: int | None = None, val_every: int | None = None,
+                  checkpoint_every: int | None = None, tile: int = 256, overlap: int = 32, seed: int = 0):
     """The chapter 1 ISL model for ``target``: load it, or retrain it with chapter 1's recipe.
 
     Parameters
     ----------
     target : {"dapi", "map2", "nfh"}
         ``"dapi"`` is the nucleus pretext; ``"map2"`` / ``"nfh"`` serve as control pretexts.
-    profile : str or Profile, optional
+    profile : str, optional
+        Profile name: where to look for the saved model (:func:`isl_model_path`).
     min_steps : int, optional
         Retrain when the saved model was trained for fewer steps (e.g. to give a
         control pretext the same training length as the DAPI one).
     device : optional
+    steps, planes, encoder_name, encoder_weights, crop_size, batch_size, lr, n_crops, val_every, \
+checkpoint_every, tile, overlap, seed
+        Chapter 1's recipe (see :func:`train_isl_model`), used only when the model has to be
+        retrained; the chapters pass ``steps=P.ch1.steps`` (or ``P.ch1.steps_map2``),
+        ``seed=P.seed`` and ``{k: P.ch1[k] for k in ISL_RECIPE_KEYS}``. Training runs for
+        ``max(steps, min_steps)`` steps.
 
     Returns
     -------
@@ -429,8 +443,8 @@ def get_isl_model(target: str = "dapi", profile=None, min_steps: int | None = No
 
     if target not in ISL_TARGETS:
         raise ValueError(f"target must be one of {ISL_TARGETS}, got {target!r}")
-    p, _ = _recipe(profile)
-    path = isl_model_path(target, p)
+    profile = _profile_name(profile)
+    path = isl_model_path(target, profile)
     if path.exists():
         try:
             model, meta = load_model(path, device=device)
@@ -445,11 +459,17 @@ def get_isl_model(target: str = "dapi", profile=None, min_steps: int | None = No
             print(f"The saved ISL {target} model has {meta.get('steps')} steps < min_steps={min_steps}; retraining.")
     else:
         print(f"No chapter 1 ISL {target} model at {path}: training it now with chapter 1's recipe "
-              f"(profile {p.name}).")
-    _, r = _recipe(p)
-    steps = r.steps if target == "dapi" else getattr(r, f"steps_{target}", r.steps)
+              f"(profile {path.parent.parent.name}).")
+    recipe = {"steps": steps, "planes": planes, "encoder_name": encoder_name, "crop_size": crop_size,
+              "batch_size": batch_size, "lr": lr, "n_crops": n_crops, "val_every": val_every,
+              "checkpoint_every": checkpoint_every}
+    missing = [k for k, v in recipe.items() if v is None]
+    if missing:
+        raise ValueError(f"get_isl_model must retrain the {target} model and needs chapter 1's recipe: "
+                         f"pass {missing} (e.g. from P.ch1)")
     if min_steps is not None:
-        steps = max(int(steps), int(min_steps))
-    model, meta, _ = train_isl_model(target, profile=p, steps=steps, device=device)
+        recipe["steps"] = max(int(steps), int(min_steps))
+    model, meta, _ = train_isl_model(target, profile=profile, encoder_weights=encoder_weights, tile=tile,
+                                     overlap=overlap, seed=seed, device=device, **recipe)
     model.eval()
     return model, meta

@@ -9,6 +9,15 @@ import numpy as np
 
 
 # --- Chapter 1: virtual staining -------------------------------------------------------------
+def figure_and_axes(ax=None, figsize=(6.0, 4.0)):
+    """``(figure, axes)``: a new figure of ``figsize`` when ``ax`` is None, else ``ax`` and its figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
 def robust_limits(image, pmin: float = 1.0, pmax: float = 99.8) -> tuple[float, float]:
     """Display limits of ``image``: its ``pmin`` and ``pmax`` percentiles (finite values only)."""
     a = np.asarray(image, dtype=np.float64)
@@ -98,12 +107,7 @@ def plot_training_curve(history, ax=None, val_label="validation PCC", title=None
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (6.5, 3.5))
     ax.plot(history.step, history.loss, color="0.75", lw=0.8, label="training loss (per step)")
     ax.plot(history.step, history.smoothed_loss(window), color="C0", lw=1.5,
             label=f"training loss (mean of {window})")
@@ -158,14 +162,9 @@ def plot_f1_vs_iou(curves, ax=None, title=None, marks=(0.7, 0.9)):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves must be a non-empty dict {name: (thresholds, f1)}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (6.0, 4.0))
     for name, (t, f) in curves.items():
         if len(t) != len(f):
             raise ValueError(f"curve {name!r}: thresholds and f1 differ in length")
@@ -188,8 +187,9 @@ def plot_error_types(errors, ax=None, title=None, normalise: bool = True):
     Parameters
     ----------
     errors : dict
-        ``{method: {"false_positives": n, "false_negatives": n, "merges": n, "splits": n,
-        "n_true": n}}`` (e.g. from :func:`islteach.distance_maps.error_counts`).
+        ``{method: {"fp": n, "fn": n, "merges": n, "splits": n, "n_true": n}}``, e.g. the
+        ``"errors"`` of :func:`islteach.metrics.score_record` (the long names
+        ``"false_positives"`` / ``"false_negatives"`` are accepted too).
     normalise : bool
         Show each count as a percentage of the true objects.
 
@@ -197,20 +197,16 @@ def plot_error_types(errors, ax=None, title=None, normalise: bool = True):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     kinds = ("false_positives", "false_negatives", "merges", "splits")
     if not isinstance(errors, dict) or not errors:
         raise ValueError("errors must be a non-empty dict {method: counts}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (7.0, 3.6))
     n = len(errors)
     width = 0.8 / n
     x = np.arange(len(kinds))
     for i, (name, e) in enumerate(errors.items()):
-        v = np.array([e[k] for k in kinds], dtype=float)
+        short = {"false_positives": "fp", "false_negatives": "fn"}
+        v = np.array([e[k] if k in e else e[short.get(k, k)] for k in kinds], dtype=float)
         if normalise:
             v = 100.0 * v / max(1, e.get("n_true", 1))
         bars = ax.bar(x + (i - (n - 1) / 2) * width, v, width, label=name)
@@ -234,7 +230,7 @@ def error_gallery(images, y_true, y_pred, threshold: float = 0.7, k: int = 8, cr
                   ncols: int = 4, size: float = 2.4, title=None):
     """Crops around the worst errors: true outlines in green, predicted outlines in magenta.
 
-    Errors are collected over all images with :func:`islteach.groundtruth.error_objects`
+    Errors are collected over all images with :func:`islteach.metrics.error_objects`
     (merges, splits, false negatives, false positives at IoU ``threshold``); merges and splits
     come first (they involve the most objects), then the unmatched objects, largest first.
 
@@ -255,7 +251,7 @@ def error_gallery(images, y_true, y_pred, threshold: float = 0.7, k: int = 8, cr
     import matplotlib.pyplot as plt
     from scipy import ndimage as ndi
 
-    from .groundtruth import error_objects
+    from .metrics import error_objects
 
     if not (len(images) == len(y_true) == len(y_pred)) or len(images) == 0:
         raise ValueError("images, y_true and y_pred must be non-empty and of the same length")
@@ -301,54 +297,6 @@ def error_gallery(images, y_true, y_pred, threshold: float = 0.7, k: int = 8, cr
         axes[0, 0].text(0.5, 0.5, "no errors", ha="center", va="center")
     fig.suptitle(title or f"Worst errors at IoU {threshold} (green: truth, magenta: prediction)",
                  fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_metric_vs_n(results, ax=None, ylabel="mAP", title=None, references=None, ylim=(0, 1)):
-    """A score against the number of training images, one line per initialisation.
-
-    Parameters
-    ----------
-    results : dict
-        ``{name: {"n": [...], "mean": [...], "std": [...] (optional)}}``.
-    references : dict, optional
-        ``{name: value}`` drawn as dashed horizontal lines (scores that need no training images).
-    ylim : pair or None
-        Limits of the score axis; ``None`` scales it to the data.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    if not isinstance(results, dict) or not results:
-        raise ValueError("results must be a non-empty dict")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    else:
-        fig = ax.figure
-    for name, r in results.items():
-        n, m = np.asarray(r["n"]), np.asarray(r["mean"], dtype=float)
-        s = np.asarray(r.get("std", np.zeros_like(m)), dtype=float)
-        ax.errorbar(n, m, yerr=s, fmt="o-", capsize=3, label=name)
-    for k, (name, value) in enumerate((references or {}).items()):
-        ax.axhline(float(value), ls="--", lw=1, color=f"C{len(results) + k}", label=name)
-    ax.set_xscale("log")
-    ns = sorted({int(n) for r in results.values() for n in r["n"]})
-    ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.minorticks_off()
-    ax.set_xlabel("training images N")
-    ax.set_ylabel(ylabel)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    else:
-        ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
     fig.tight_layout()
     return fig
 
@@ -513,3 +461,72 @@ def plot_shape_prior_curves(histories, title=None):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- Shared: showing the package's code in a chapter -----------------------------------------
+def _source_without_docstrings(obj, nested: bool = True) -> str:
+    """The source of ``obj`` (dedented) with its docstring removed, and those of its nested defs if ``nested``."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        src = textwrap.dedent(inspect.getsource(obj))
+    except (TypeError, OSError) as e:
+        raise ValueError(f"obj must be a function, method or class with source code, got {obj!r} ({e})") from None
+    tree = ast.parse(src)
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    top = [node for node in tree.body if isinstance(node, defs)]
+    if not top:
+        raise ValueError(f"obj must be a function, method or class, got {obj!r}")
+    nodes = [n for n in ast.walk(top[0]) if isinstance(n, defs)] if nested else [top[0]]
+    lines = src.splitlines()
+    drop = set()
+    for node in nodes:
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            continue
+        lo, hi = first.lineno - 1, first.end_lineno  # 0-based [lo, hi)
+        if len(node.body) == 1:  # only a docstring: keep a placeholder so the code stays valid
+            lines[lo] = " " * first.col_offset + "..."
+            lo += 1
+        elif hi < len(lines) and not lines[hi].strip():  # and the blank line after it
+            hi += 1
+        drop.update(range(lo, hi))
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop).rstrip() + "\n"
+
+
+def show_source(obj, nested: bool = True) -> None:
+    """Show the source code of a function, method or class without its docstring.
+
+    The docstring is in the book's API reference; a chapter shows the code itself.
+    Comments stay. In a notebook the code is shown as a syntax-highlighted block
+    (``IPython.display.Code``); elsewhere it is printed.
+
+    Parameters
+    ----------
+    obj : function, method or class
+    nested : bool
+        Also drop the docstrings of functions and classes defined inside ``obj``
+        (e.g. the methods of a class).
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     '''Twice x.'''
+    ...     return 2 * x  # doubled
+    >>> print(_source_without_docstrings(f), end="")  # doctest: +SKIP
+    def f(x):
+        return 2 * x  # doubled
+    """
+    src = _source_without_docstrings(obj, nested=nested)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks only
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Code(src, language="python"))
+    else:
+        print(src, end="")

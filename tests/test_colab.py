@@ -101,3 +101,36 @@ def test_every_file_names_the_same_repository():
             if m.group(1) != colab.BRANCH:
                 bad.append(f"{p.relative_to(ROOT)}: branch {m.group(1)}")
     assert not bad, "files naming another repository or branch than islteach.colab:\n" + "\n".join(bad)
+
+
+def test_drive_switch_puts_data_results_and_checkpoints_on_drive(monkeypatch, tmp_path, capsys):
+    from islteach import provenance, train
+
+    mounted = []
+    colab_mod = types.ModuleType("google.colab")
+    colab_mod.drive = types.SimpleNamespace(mount=lambda where: mounted.append(where))
+    google = types.ModuleType("google")
+    google.colab = colab_mod
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab_mod)
+    monkeypatch.delenv("ISLTEACH_DATA_DIR", raising=False)
+    monkeypatch.delenv("ISLTEACH_RESULTS_DIR", raising=False)
+    root = tmp_path / "MyDrive" / "islteach"
+    assert provenance.use_drive(str(root)) == root
+    assert mounted == ["/content/drive"]
+    from islteach import data
+
+    assert data.data_dir() == root / "data"
+    assert provenance.results_dir("quick") == root / "results" / "quick"
+    assert train.checkpoint_dir_for("run", profile="quick") == root / "results" / "quick" / "checkpoints" / "run"
+    assert "Drive switch on" in capsys.readouterr().out
+
+
+def test_drive_switch_does_nothing_outside_colab(monkeypatch, capsys):
+    from islteach import provenance
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("ISLTEACH_RESULTS_DIR", raising=False)
+    assert provenance.use_drive() is None
+    assert "not on Colab" in capsys.readouterr().out
+    assert "ISLTEACH_RESULTS_DIR" not in __import__("os").environ

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from islteach import data
+from islteach.provenance import sha256_file
 
 SHARED = Path(os.environ.get("ISLTEACH_DATA_DIR", "/work/shared/data"))
 NAME = "stardist-sample"
@@ -68,7 +69,7 @@ def test_good_archive_is_downloaded_checked_and_unpacked(cache, server, good_arc
     reg = data._registry(NAME)
     assert sorted(p.relative_to(cache).as_posix() for p in paths) == sorted(reg)
     for p in paths:
-        assert data._sha256(p) == reg[p.relative_to(cache).as_posix()][0]
+        assert sha256_file(p) == reg[p.relative_to(cache).as_posix()][0]
     assert _leftovers(cache) == sorted(reg), "the archive or its temporary folder was left in the cache"
 
 

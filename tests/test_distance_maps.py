@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from islteach import distance_maps as I
+from islteach import transfer
 from islteach.data import normalize_percentile
 from islteach.losses import CombinedLoss, TwoMapMSELoss, initial_loss_ratio
-from islteach.metrics import matching
+from islteach.metrics import matching, score_record
 from islteach.synth import make_field
 
 
@@ -212,12 +213,12 @@ def test_coarse_target_maps_full_resolution_is_exact_and_coarse_output_costs_hig
     for recipe, par in (("bonte", 1.0), ("fpn2ws", (0.6, 0.02))):
         exact = _coarse_instances(lab, recipe, par, stride=1)
         assert matching(lab, exact).at(0.9)["tp"] >= 0.95 * n
-    fine = I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
-    coarse = I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
-    assert coarse["f1_09"] < fine["f1_09"]
+    fine = score_record([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), stride=4)])
+    coarse = score_record([lab], [_coarse_instances(lab, "fpn2ws", (0.5, 0.1), scale=0.5, stride=4)])
+    assert coarse["f1"]["0.9"] < fine["f1"]["0.9"]
     cands = [(0.5, 0.1), (0.6, 0.02)]
     b = I.resolution_bound([lab], "fpn2ws", cands, stride=4)
-    assert b["f1_09"] == max(I.evaluate([lab], [_coarse_instances(lab, "fpn2ws", c, stride=4)])["f1_09"]
+    assert b["f1_09"] == max(score_record([lab], [_coarse_instances(lab, "fpn2ws", c, stride=4)])["f1"]["0.9"]
                              for c in cands)
     assert b["parameters"]["f1_09"] in cands and b["f1_07"] >= b["f1_09"]
     with pytest.raises(ValueError, match="stride"):
@@ -228,28 +229,37 @@ def test_isl_field_split_keeps_the_test_quadrant_apart():
     x = np.arange(3 * 64 * 64, dtype=np.float32).reshape(3, 64, 64)
     lab = np.arange(64 * 64, dtype=np.int32).reshape(64, 64)
     region = (slice(32, 64), slice(32, 64))
-    s = I.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
+    s = transfer.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
     assert len(s["train_x"]) == 10 and len(s["val_x"]) == 2  # 12 tiles outside the quadrant
     assert np.array_equal(s["test_y"][0], lab[32:, 32:]) and s["test_x"][0].shape == (3, 32, 32)
     corners = s["train_corners"] + s["val_corners"]
     assert len(set(corners)) == 12 and all(not (y >= 32 and x0 >= 32) for y, x0 in corners)
     for (y, x0), t, ty in zip(s["train_corners"], s["train_x"], s["train_y"]):
         assert np.array_equal(t, x[:, y:y + 16, x0:x0 + 16]) and np.array_equal(ty, lab[y:y + 16, x0:x0 + 16])
-    again = I.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
+    again = transfer.isl_field_split(x, lab, tile=16, n_val=2, seed=1, test_region=region)
     assert again["train_corners"] == s["train_corners"]
     with pytest.raises(ValueError, match="n_val"):
-        I.isl_field_split(x, lab, tile=16, n_val=12, test_region=region)
+        transfer.isl_field_split(x, lab, tile=16, n_val=12, test_region=region)
     with pytest.raises(ValueError, match="differ"):
-        I.isl_field_split(x, lab[:32], tile=16, test_region=region)
+        transfer.isl_field_split(x, lab[:32], tile=16, test_region=region)
 
 
-def test_evaluate_reports_papers_scores_and_error_types():
+def test_score_record_reports_papers_scores_and_error_types():
+    # was test_evaluate_reports_papers_scores_and_error_types (distance_maps.evaluate)
     lab = _two_touching_squares()
     merged = (lab > 0).astype(np.int32)
-    r = I.evaluate([lab], [merged])
-    assert r["f1_07"] == 0.0 and r["f1_05"] == pytest.approx(2 / 3)
-    assert len(r["f1_curve"]) == len(r["thresholds"]) == 10
-    assert r["errors"] == {"false_positives": 1, "false_negatives": 2, "merges": 1, "splits": 0, "n_true": 2}
+    r = score_record([lab], [merged])
+    assert r["f1"]["0.7"] == 0.0 and r["f1"]["0.5"] == pytest.approx(2 / 3)
+    assert len(r["f1"]) == len(r["thresholds"]) == 10
+    assert r["errors"] == {"iou": 0.7, "tp": 0, "fp": 1, "fn": 2, "merges": 1, "splits": 0, "n_true": 2, "n_pred": 1}
+
+
+def test_score_table_takes_score_records():
+    lab = _two_touching_squares()
+    table = I.score_table({"merged": score_record([lab], [(lab > 0).astype(np.int32)]),
+                           "paper": {"F1@0.7": 0.97}})
+    assert "| merged | 0.050 | 0.667 | 0.000 | 0.000 |" in table  # mAP (AP 0.5 at IoU 0.5 only), F1@0.5, @0.7, @0.9
+    assert "| paper | - | - | 0.970 | - |" in table
 
 
 def test_one_pixel_error_iou_matches_zakis_radius_60_and_4_example():
@@ -300,7 +310,7 @@ def test_fpn2ws_recipe_overfits_a_synthetic_field_and_recovers_its_cells(cells_f
 
 
 # -------------------------------------------------------------------------------- figures
-def test_metric_vs_n_draws_reference_lines_and_image_grid_shows_rgb_overlays():
+def test_learning_curve_plot_draws_reference_lines_and_image_grid_shows_rgb_overlays():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,9 +318,9 @@ def test_metric_vs_n_draws_reference_lines_and_image_grid_shows_rgb_overlays():
 
     from islteach import viz
 
-    fig = viz.plot_metric_vs_n({"ISL": {"n": [1, 4], "mean": [0.02, 0.05]}}, ylim=None,
-                               references={"zero-shot": 0.1})
-    ax = fig.axes[0]
+    records = [{"init": "ISL", "n": 1, "seed": 0, "mAP": 0.02}, {"init": "ISL", "n": 4, "seed": 0, "mAP": 0.05}]
+    ax = transfer.plot_learning_curve(records, metric="mAP", ylim=None, references={"zero-shot": 0.1})
+    fig = ax.figure
     assert [line.get_label() for line in ax.get_lines() if line.get_linestyle() == "--"] == ["zero-shot"]
     assert ax.get_ylim()[1] < 1.0  # scaled to the data
     plt.close(fig)

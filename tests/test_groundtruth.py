@@ -12,16 +12,13 @@ import pytest
 from islteach import groundtruth as gt
 from islteach.metrics import matching
 
+from fixtures import disc
+
 SHARED = Path(os.environ.get("ISLTEACH_DATA_DIR", "/work/shared/data"))
 needs_data = pytest.mark.skipif(
     not (SHARED / "stardist-sample" / "MANIFEST.tsv").is_file(),
     reason=f"real data not found at {SHARED} (set ISLTEACH_DATA_DIR to the data cache)",
 )
-
-
-def disc(shape, centre, radius):
-    rr, cc = np.mgrid[: shape[0], : shape[1]]
-    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius**2
 
 
 def two_touching_discs():
@@ -85,7 +82,7 @@ def test_train_cellpose_from_scratch_returns_a_model_cellpose_labels_accepts(tmp
     fields = make_fields(3, size=96, seed=1, cell_radius=10.0)
     images = [f["dapi"] for f in fields]
     labels = [f["nuclei"] for f in fields]
-    path = gt.train_cellpose(images, labels, n_epochs=2, nimg_per_epoch=2, batch_size=2, bsize=64,
+    path = gt.train_cellpose(images, labels, n_epochs=2, nimg_per_epoch=2, batch_size=2, crop_size=64,
                              diam_mean=12.0, save_dir=tmp_path, model_name="tiny", device="cpu")
     assert path == tmp_path / "models" / "tiny" and path.is_file()
     info = gt.cellpose_model_info(path)
@@ -103,10 +100,10 @@ def test_train_cellpose_checks_its_inputs(tmp_path):
         gt.train_cellpose([img, img], [lab], save_dir=tmp_path)
     with pytest.raises(ValueError, match="same shape"):
         gt.train_cellpose([img], [lab[:32]], save_dir=tmp_path)
-    with pytest.raises(TypeError, match="labels"):
+    with pytest.raises(ValueError, match="labels"):  # one label checker, one exception type (issue 14)
         gt.train_cellpose([img], [lab.astype(float)], save_dir=tmp_path)
     with pytest.raises(ValueError, match="multiple of 16"):
-        gt.train_cellpose([img], [lab], bsize=100, save_dir=tmp_path)
+        gt.train_cellpose([img], [lab], crop_size=100, save_dir=tmp_path)
 
 
 # ----------------------------------------------------------------------------- classical pipeline
@@ -202,57 +199,12 @@ def test_relabel_numbers_objects_consecutively_and_can_drop_and_separate():
 
 
 def test_correction_tools_refuse_non_label_input():
-    with pytest.raises(TypeError, match="labels must be a non-negative integer"):
+    with pytest.raises(ValueError, match="labels must be a non-negative integer"):
         gt.delete_labels(np.ones((4, 4)), 1)
     with pytest.raises(ValueError, match="2-D"):
         gt.relabel(np.ones((2, 4, 4), int))
     with pytest.raises(ValueError, match="minimum"):
         gt.relabel(-np.ones((4, 4), int))
-
-
-# ----------------------------------------------------------------------------- error objects
-def test_error_objects_name_the_merge_the_split_and_the_false_detection():
-    truth = np.zeros((20, 40), np.int32)
-    truth[2:8, 2:8] = 1
-    truth[2:8, 8:14] = 2      # 1 and 2 will be merged
-    truth[12:18, 2:14] = 3    # 3 will be split
-    truth[12:18, 30:36] = 4   # 4 is found exactly
-    pred = np.zeros_like(truth)
-    pred[2:8, 2:14] = 10
-    pred[12:18, 2:8] = 11
-    pred[12:18, 8:14] = 12
-    pred[12:18, 30:36] = 13
-    pred[2:5, 30:33] = 14     # a false detection
-    e = gt.error_objects(truth, pred, threshold=0.7)
-    assert e["matches"] == [(4, 13, 1.0)]
-    assert e["merges"] == {10: [1, 2]} and e["splits"] == {3: [11, 12]}
-    assert e["false_positives"] == [10, 11, 12, 14] and e["false_negatives"] == [1, 2, 3]
-    # correcting the merge and the false detection makes the metrics better
-    before = matching(truth, pred, thresholds=[0.7])
-    fixed = gt.split_label_by_seeds(pred, 10, [(5, 4), (5, 11)])
-    fixed = gt.delete_labels(fixed, 14)
-    after = matching(truth, fixed, thresholds=[0.7])
-    assert after.tp[0] == before.tp[0] + 2 and after.fp[0] == before.fp[0] - 2
-    assert after.f1[0] > before.f1[0]
-
-
-def test_best_iou_per_object_shows_small_nuclei_lose_more_iou_for_a_one_pixel_error():
-    lab = np.zeros((60, 120), np.int32)
-    lab[disc(lab.shape, (30, 20), 4)] = 1
-    lab[disc(lab.shape, (30, 80), 20)] = 2
-    shrunk = np.zeros_like(lab)
-    shrunk[disc(lab.shape, (30, 20), 3)] = 1
-    shrunk[disc(lab.shape, (30, 80), 19)] = 2
-    o = gt.best_iou_per_object(lab, shrunk)
-    assert o["ids"].tolist() == [1, 2] and o["area"][0] < o["area"][1]
-    assert o["best_iou"][0] < 0.7 < 0.85 < o["best_iou"][1] < 1
-
-
-def test_score_summary_holds_the_results_file_fields():
-    truth = two_touching_discs()
-    s = gt.score_summary(matching(truth, truth), "expert")
-    assert {"f1_05", "f1_07", "f1_09", "mean_ap", "model"} <= set(s)
-    assert s["f1_09"] == 1.0 and s["model"] == "expert" and s["errors_07"]["n_true"] == 2
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -305,3 +257,22 @@ def test_default_model_offline_is_chapter_2s_from_scratch_model_when_it_exists(r
     model_file.unlink()
     with pytest.raises(FileNotFoundError, match="chapter 2"):
         gt.default_cellpose_model(train_if_missing=False)
+
+
+def test_label_sharing_takes_a_profile_name_and_explicit_sizes(results, no_weights):
+    from islteach.profiles import get_profile
+
+    with pytest.raises(ValueError, match="profile"):
+        gt.load_saved_labels("demo", get_profile("quick"))  # a Profile object, not a name
+    with pytest.raises(ValueError, match="profile"):
+        gt.save_labels("demo", np.zeros((4, 4), np.int32), "x", "nonsense")
+    # nothing saved: making the labels needs chapter 2's sizes, named in the error
+    with pytest.raises(ValueError, match="diameter"):
+        gt.isl_nuclei_labels(profile="quick")
+    # no pretrained weights and no saved model: training needs train_kwargs
+    with pytest.raises(ValueError, match="train_kwargs"):
+        gt.default_cellpose_model(profile="quick")
+    with pytest.raises(ValueError, match="train_images"):
+        gt.train_scratch_bbbc039(train_images=0, n_epochs=1, nimg_per_epoch=1, batch_size=1,
+                                 crop_size=64, diam_mean=12.0, lr=0.005)
+    assert set(gt.SCRATCH_TRAIN_KEYS) <= set(get_profile("quick").ch2.as_dict()) | {"seed"}

@@ -16,13 +16,10 @@ from islteach.metrics import (
     matching_dataset,
     mean_ap,
     pcc,
-    perturb_labels,
+    score_record,
 )
 
-
-def disc(shape, center, radius):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+from fixtures import disc, perturb_labels
 
 
 def bbbc039_labels(n: int, split: str = "test") -> list[np.ndarray]:
@@ -321,6 +318,137 @@ def test_iou_of_binary_masks_is_one_when_both_are_empty():
         iou(np.array([[0, 1, 2]]), np.array([[0, 1, 1]]))
 
 
+# ----------------------------------------------------------------------------- error objects
+# (moved with the functions from tests/test_groundtruth.py)
+def test_error_objects_name_the_merge_the_split_and_the_false_detection():
+    truth = np.zeros((20, 40), np.int32)
+    truth[2:8, 2:8] = 1
+    truth[2:8, 8:14] = 2      # 1 and 2 will be merged
+    truth[12:18, 2:14] = 3    # 3 will be split
+    truth[12:18, 30:36] = 4   # 4 is found exactly
+    pred = np.zeros_like(truth)
+    pred[2:8, 2:14] = 10
+    pred[12:18, 2:8] = 11
+    pred[12:18, 8:14] = 12
+    pred[12:18, 30:36] = 13
+    pred[2:5, 30:33] = 14     # a false detection
+    e = metrics.error_objects(truth, pred, threshold=0.7)
+    assert e["matches"] == [(4, 13, 1.0)]
+    assert e["merges"] == {10: [1, 2]} and e["splits"] == {3: [11, 12]}
+    assert e["false_positives"] == [10, 11, 12, 14] and e["false_negatives"] == [1, 2, 3]
+    # correcting the merge and the false detection makes the metrics better
+    before = matching(truth, pred, thresholds=[0.7])
+    from islteach import groundtruth as gt
+
+    fixed = gt.split_label_by_seeds(pred, 10, [(5, 4), (5, 11)])
+    fixed = gt.delete_labels(fixed, 14)
+    after = matching(truth, fixed, thresholds=[0.7])
+    assert after.tp[0] == before.tp[0] + 2 and after.fp[0] == before.fp[0] - 2
+    assert after.f1[0] > before.f1[0]
+
+
+def test_best_iou_per_object_shows_small_nuclei_lose_more_iou_for_a_one_pixel_error():
+    lab = np.zeros((60, 120), np.int32)
+    lab[disc(lab.shape, (30, 20), 4)] = 1
+    lab[disc(lab.shape, (30, 80), 20)] = 2
+    shrunk = np.zeros_like(lab)
+    shrunk[disc(lab.shape, (30, 20), 3)] = 1
+    shrunk[disc(lab.shape, (30, 80), 19)] = 2
+    o = metrics.best_iou_per_object(lab, shrunk)
+    assert o["ids"].tolist() == [1, 2] and o["area"][0] < o["area"][1]
+    assert o["best_iou"][0] < 0.7 < 0.85 < o["best_iou"][1] < 1
+
+
+def two_touching_discs():
+    """Two discs of radius 8 whose centres are 14 px apart, as separate labels 1 and 2."""
+    lab = np.zeros((32, 48), np.int32)
+    lab[disc(lab.shape, (16, 16), 8)] = 1
+    lab[disc(lab.shape, (16, 30), 8) & (lab == 0)] = 2
+    return lab
+
+
+# ----------------------------------------------------------------------------- score record
+def test_score_record_holds_the_results_file_fields():
+    # was test_score_summary_holds_the_results_file_fields (groundtruth.score_summary)
+    truth = two_touching_discs()
+    s = score_record(truth, truth)
+    assert {"f1", "ap", "mAP", "thresholds", "errors", "pq", "mean_matched_iou"} == set(s)
+    assert s["f1"]["0.9"] == 1.0 and s["errors"]["n_true"] == 2 and s["mAP"] == 1.0
+
+
+def _check_record_against_matching_dataset(ys_true, ys_pred, thresholds=THRESHOLDS, error_iou=0.7):
+    r = score_record(ys_true, ys_pred, thresholds, error_iou=error_iou)
+    if isinstance(ys_true, np.ndarray) and ys_true.ndim == 2:  # one image
+        ys_true, ys_pred = [ys_true], [ys_pred]
+    d = matching_dataset(ys_true, ys_pred, thresholds)
+    e = matching_dataset(ys_true, ys_pred, [error_iou]).summed
+    assert r["thresholds"] == [float(t) for t in thresholds]
+    assert list(r["f1"]) == [f"{t:g}" for t in thresholds] == list(r["ap"])
+    # bit-identical, not approximately equal
+    assert list(r["f1"].values()) == [float(v) for v in d.summed.f1]
+    assert list(r["ap"].values()) == [float(v) for v in d.image_mean.ap]
+    assert r["mAP"] == matching_dataset(ys_true, ys_pred, THRESHOLDS).image_mean.mean_ap
+    m5 = matching_dataset(ys_true, ys_pred, [0.5]).summed
+    assert r["mean_matched_iou"] == float(m5.mean_matched_iou[0])
+    assert r["pq"] == float(m5.pq[0])
+    assert r["errors"] == {"iou": error_iou, "tp": int(e.tp[0]), "fp": int(e.fp[0]), "fn": int(e.fn[0]),
+                           "merges": int(e.merges), "splits": int(e.splits), "n_true": int(e.n_true),
+                           "n_pred": int(e.n_pred)}
+    return r
+
+
+def test_score_record_is_matching_dataset_on_bbbc039_crops(bbbc):
+    preds = [perturb_labels(gt, seed=20 + i) for i, gt in enumerate(bbbc)]
+    r = _check_record_against_matching_dataset(bbbc, preds)
+    assert 0 < r["pq"] < r["f1"]["0.5"] <= 1 and r["errors"]["merges"] > 0
+    _check_record_against_matching_dataset(bbbc, preds, iou_thresholds(0.1, 1.0, 0.1), error_iou=0.5)
+    # one image: a bare array is a one-image list
+    one = score_record(bbbc[0], preds[0])
+    assert one == score_record([bbbc[0]], [preds[0]])
+
+
+def test_score_record_on_the_stardist_sample():
+    data = pytest.importorskip("islteach.data")
+    try:
+        _, gt = data.load_stardist_sample()
+    except Exception as err:  # offline without the data folder
+        pytest.skip(f"stardist sample not available ({type(err).__name__}: {err}); set ISLTEACH_DATA_DIR")
+    gt = np.asarray(gt)
+    r = _check_record_against_matching_dataset(gt, perturb_labels(gt, seed=4))
+    assert r["errors"]["n_true"] == int(matching(gt, gt).n_true)
+
+
+def test_panoptic_quality_by_hand():
+    # truth: a 4x4 square (16 px) and a 2x2 square (4 px); prediction: the big square shifted
+    # by one column (IoU 12/20 = 0.6) and a false detection; the small one is missed
+    gt = np.zeros((8, 12), np.int32)
+    gt[0:4, 0:4] = 1
+    gt[6:8, 8:10] = 2
+    pred = np.zeros_like(gt)
+    pred[0:4, 1:5] = 1
+    pred[6:8, 0:2] = 2
+    m = matching(gt, pred, thresholds=[0.5, 0.7])
+    # t = 0.5: TP 1 (IoU 0.6), FP 1, FN 1 -> PQ = 0.6 / (1 + 0.5 + 0.5) = 0.3
+    assert m.pq[0] == pytest.approx(0.3)
+    assert m.pq[1] == 0.0  # nothing matches at 0.7
+    assert m.pq[0] == pytest.approx(m.mean_matched_iou[0] * m.f1[0])  # PQ = SQ x RQ
+    assert score_record(gt, pred)["pq"] == pytest.approx(0.3)
+    empty = np.zeros((4, 4), np.int32)
+    assert matching(empty, empty, [0.5]).pq[0] == 1.0
+
+
+def test_score_record_validates_its_arguments():
+    gt = two_touching_discs()
+    with pytest.raises(ValueError, match="ys_true"):
+        score_record(np.zeros(5, int), [gt])
+    with pytest.raises(ValueError, match="error_iou"):
+        score_record(gt, gt, error_iou=0)
+    with pytest.raises(ValueError, match="error_iou"):
+        score_record(gt, gt, error_iou="0.7")
+    with pytest.raises(ValueError, match="same number"):
+        score_record([gt, gt], [gt])
+
+
 def test_perturb_labels_makes_each_error_it_is_asked_for(bbbc):
     gt = bbbc[0]
     assert np.array_equal(perturb_labels(gt, seed=5), perturb_labels(gt, seed=5))
@@ -332,3 +460,32 @@ def test_perturb_labels_makes_each_error_it_is_asked_for(bbbc):
     assert split.splits > 0 and split.n_pred > split.n_true
     kept = perturb_labels(gt, seed=0, probs={"keep": 1.0}, n_spurious=0)
     assert matching(gt, kept, [1.0]).tp[0] == matching(gt, gt, [1.0]).tp[0]
+
+
+def test_the_numpy_fallback_counts_the_same_overlaps_as_the_compiled_loop(bbbc, monkeypatch):
+    # metrics counts overlaps with a numba loop when numba is there (Cellpose needs it), else numpy
+    for i, gt in enumerate(bbbc[:3]):
+        pred = perturb_labels(gt, seed=40 + i)
+        fast = metrics._overlap_pairs(gt, pred)
+        with monkeypatch.context() as m:
+            m.setattr(metrics, "_JIT", False)
+            slow = metrics._overlap_pairs(gt, pred)
+            slow_match = matching(gt, pred)
+        for a, b in zip(fast, slow):
+            assert np.array_equal(a, b)
+        assert np.array_equal(matching(gt, pred).tp, slow_match.tp)
+
+
+@pytest.mark.parametrize("dtypes", [(np.int32, np.int32), (np.uint8, np.uint8), (np.uint16, np.int16),
+                                    (np.int64, np.uint64), (np.int32, np.int64), (np.uint8, np.int32)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (7, 9), (33, 65)])
+def test_run_length_encoding_is_exact_for_every_dtype_and_odd_sizes(dtypes, shape):
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    a = np.repeat(rng.integers(0, 4, size=shape[0] * shape[1] // 3 + 1), 3)[: shape[0] * shape[1]]
+    b = np.roll(a, 2) * (rng.random(a.size) < 0.9)
+    a, b = a.astype(dtypes[0]), b.astype(dtypes[1])
+    va, vb, lengths, (lo_a, hi_a, lo_b, hi_b) = metrics._runs(a, b)
+    ra, rb, rl = metrics._runs_numpy(a, b)
+    assert np.array_equal(va, ra) and np.array_equal(vb, rb) and np.array_equal(lengths, rl)
+    assert (lo_a, hi_a, lo_b, hi_b) == (a.min(), a.max(), b.min(), b.max())
+    assert lengths.sum() == a.size

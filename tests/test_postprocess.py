@@ -17,10 +17,7 @@ from islteach.postprocess import (
     seeded_watershed,
 )
 
-
-def disc(shape, center, radius):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+from fixtures import disc
 
 
 def touching_discs():

@@ -85,3 +85,40 @@ def test_format_report_shows_profile_device_and_versions():
     report = provenance.env_report(profiles.get_profile("quick"))
     text = provenance.format_report(report)
     assert "profile : quick" in text and "device" in text and "torch" in text
+
+
+CHAPTER_MODULES = ("virtual_staining", "groundtruth", "transfer", "distance_maps", "shape_prior")
+RETIRED_KEYS = {"crop", "bsize", "patch", "backbone", "lr_max", "learning_rate"}
+
+
+def test_chapter_modules_take_sizes_as_arguments_and_never_read_a_profile():
+    import importlib
+    import re
+    from pathlib import Path
+
+    for mod in CHAPTER_MODULES:
+        src = Path(importlib.import_module(f"islteach.{mod}").__file__).read_text()
+        assert not re.search(r"\bget_profile\b", src), f"islteach/{mod}.py uses get_profile"
+
+
+def _keys_at_any_depth(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _keys_at_any_depth(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _keys_at_any_depth(v)
+
+
+def test_profile_tables_use_the_shared_vocabulary_not_retired_names():
+    tables = {"common": profiles.COMMON, **profiles._SECTIONS}
+    for section, table in tables.items():
+        retired = RETIRED_KEYS & set(_keys_at_any_depth(table))
+        assert not retired, f"{section} uses retired key(s) {sorted(retired)}"
+    for name in profiles.PROFILE_NAMES:
+        p = profiles.get_profile(name)
+        assert {"crop_size", "lr"} <= set(p.ch2.as_dict())
+        assert {"encoder_name", "crop_size", "lr"} <= set(p.ch5.as_dict())
+        assert set(p.ch4.cells_seeds) == {"train", "test", "val", "pretext"}
+        assert p.ch2.crop_size % 16 == 0  # Cellpose's bsize

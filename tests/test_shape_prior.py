@@ -109,7 +109,7 @@ def test_shape_mlp_has_layers_of_8_4_1_outputs_with_xyr_concatenated_and_returns
 
 
 def test_encoder_gives_128_instances_with_lower_triangular_positive_diagonal_transforms_for_128px():
-    enc = sp.AffineEncoder(backbone="tiny", encoder_weights=None)
+    enc = sp.AffineEncoder(encoder_name="tiny", encoder_weights=None)
     out = enc(torch.randn(2, 1, 128, 128))
     L, t, c = out["L"], out["t"], out["center"]
     assert L.shape == (2, 128, 2, 2) and t.shape == (2, 128, 2) and out["presence"].shape == (2, 128)
@@ -122,7 +122,7 @@ def test_encoder_gives_128_instances_with_lower_triangular_positive_diagonal_tra
 def test_encoder_falls_back_to_random_init_and_says_so_when_imagenet_weights_are_unavailable(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("islteach.models.weights_available", lambda *a, **k: False)
-    enc = sp.AffineEncoder(backbone="resnet18", encoder_weights="imagenet")
+    enc = sp.AffineEncoder(encoder_name="resnet18", encoder_weights="imagenet")
     assert enc.init == "random"
     assert "RANDOM" in capsys.readouterr().out
     out = enc(torch.randn(1, 1, 128, 128))  # last stage dilated: still an 8 x 8 grid
@@ -161,7 +161,7 @@ def test_loss_rejects_counts_of_the_wrong_length():
 
 # --------------------------------------------------------------------------- inference
 def _disc_model():
-    model = sp.ShapePriorModel(backbone="tiny", encoder_weights=None)
+    model = sp.ShapePriorModel(encoder_name="tiny", encoder_weights=None)
     model.shape = Disc(0.5)
     return model
 
@@ -204,7 +204,7 @@ def test_evaluate_instances_scores_a_perfect_prediction_one_and_an_empty_one_zer
     assert perfect["dice"] == 1.0
     empty = sp.evaluate_instances(gt, np.zeros_like(gt))
     assert empty["f1_05"] == 0.0 and empty["iou"] == 0.0
-    assert list(perfect["f1"]) == [str(t) for t in sp.F1_THRESHOLDS]
+    assert list(perfect["f1"]) == [f"{t:g}" for t in sp.F1_THRESHOLDS]
 
 
 def test_cut_patches_and_count_instances_give_the_paper_supervision():
@@ -223,7 +223,7 @@ def test_cut_patches_and_count_instances_give_the_paper_supervision():
 
 # --------------------------------------------------------------------------- training
 def test_training_refuses_a_count_loss_without_counts():
-    model = sp.ShapePriorModel(backbone="tiny", encoder_weights=None)
+    model = sp.ShapePriorModel(encoder_name="tiny", encoder_weights=None)
     x = np.zeros((2, 64, 64), np.float32)
     with pytest.raises(ValueError, match="counts"):
         sp.train_shape_prior(model, x, x > 0, None, steps=1, alpha=0.01)
@@ -256,7 +256,7 @@ def test_a_short_training_on_synthetic_discs_learns_to_count_them():
     torch.manual_seed(0)
     images, labels = _synthetic_discs(48, seed=0)
     counts = np.array([sp.count_instances(lab) for lab in labels])
-    model = sp.ShapePriorModel(backbone="tiny", encoder_weights=None, presence_prior=0.5)
+    model = sp.ShapePriorModel(encoder_name="tiny", encoder_weights=None, presence_prior=0.5)
     before = sp.predict_params(model, images)["presence"].sum(1)
     sp.train_shape_prior(model, images, labels > 0, counts, steps=120, batch_size=8, alpha=0.05,
                          seed=0, device="cpu", progress=False)
@@ -280,3 +280,20 @@ def test_canonical_shape_stats_call_a_disc_round_and_an_ellipse_elongated():
             return super().forward(coords * torch.tensor([1.0, 2.0]))
 
     assert sp.canonical_shape_stats(Stretched(0.8))["axis_ratio"] == pytest.approx(2.0, rel=0.03)
+
+
+def test_renamed_arguments_encoder_name_crop_size_and_lr_as_the_one_cycle_peak():
+    with pytest.raises(ValueError, match="encoder_name"):
+        sp.build_backbone(encoder_name=None)
+    images = np.zeros((1, 128, 128), np.float32)
+    labels = np.zeros((1, 128, 128), np.int32)
+    x, _, _ = sp.cut_patches(images, labels, crop_size=64, stride=64)
+    assert x.shape == (4, 64, 64)
+    with pytest.raises(ValueError, match="crop_size"):
+        sp.cut_patches(images, labels, crop_size=0)
+    torch.manual_seed(0)
+    model = sp.ShapePriorModel(encoder_name="tiny", encoder_weights=None)
+    assert model.encoder.encoder_name == "tiny"
+    hist = sp.train_shape_prior(model, x, x > 0, None, steps=10, batch_size=2, lr=0.05, alpha=0.0,
+                                device="cpu", log_every=1, progress=False)
+    assert max(hist["lr"]) == pytest.approx(0.05) and hist["lr"][0] < 0.05

@@ -217,3 +217,68 @@ def test_release_memory_reports_the_device_and_never_fails_on_cpu():
     info = release_memory(verbose=False)
     assert info["device"] in ("cpu", "cuda")
     assert info["allocated_mb"] >= 0 and info["reserved_mb"] >= 0
+
+
+def test_predict_tiled_places_its_tiles_where_data_tile_positions_says(monkeypatch):
+    from islteach import data
+
+    calls = []
+    original = data.tile_positions
+
+    def recording(shape, tile, overlap=0):
+        calls.append((tuple(shape), tile, overlap))
+        return original(shape, tile, overlap)
+
+    monkeypatch.setattr(data, "tile_positions", recording)
+    img = np.random.default_rng(2).normal(size=(2, 300, 200)).astype(np.float32)
+    m = ShapeRecorder()
+    predict_tiled(m, img, tile=128, overlap=32, batch_size=100, device="cpu")
+    assert calls == [((300, 200), 128, 32)]
+    assert m.shapes[0][0] == len(original((300, 200), 128, 32))
+
+
+def test_draw_batch_depends_only_on_seed_and_step():
+    from islteach.train import draw_batch
+
+    ds = CountingFlips()
+    np.random.seed(1)
+    torch.manual_seed(1)
+    x1, y1 = draw_batch(ds, 5, seed=3, batch_size=4, device="cpu")
+    ds2 = CountingFlips()
+    np.random.seed(2)
+    torch.manual_seed(2)
+    x2, y2 = draw_batch(ds2, 5, seed=3, batch_size=4, device="cpu")
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x3, _ = draw_batch(CountingFlips(), 6, seed=3, batch_size=4, device="cpu")
+    assert x3.shape == x1.shape == (4, 2, 16, 16)
+
+
+def test_train_step_lowers_the_loss_on_its_batch_and_rejects_a_nan_loss():
+    from islteach.train import train_step
+
+    net = small_net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    ds = RandomCropPairs()
+    batch = (torch.from_numpy(ds.x[None]), torch.from_numpy(ds.y[None]))
+    first = train_step(net, batch, torch.nn.functional.l1_loss, opt, scaler)
+    for _ in range(5):
+        last = train_step(net, batch, torch.nn.functional.l1_loss, opt, scaler)
+    assert isinstance(first, float) and last < first
+    with pytest.raises(FloatingPointError):
+        train_step(net, batch, lambda p, t: (p * float("nan")).sum(), opt, scaler)
+
+
+def test_train_image_to_image_takes_one_image_or_a_list_and_names_a_bad_argument():
+    from islteach.train import train_image_to_image
+
+    rng = np.random.default_rng(0)
+    xs = [rng.random((2, 40, 40)).astype(np.float32) for _ in range(2)]
+    kw = dict(encoder_name="resnet18", encoder_weights=None, steps=2, crop_size=32, batch_size=2, lr=1e-3,
+              n_crops=2, seed=0, progress=False, device="cpu")
+    model, h = train_image_to_image(xs, [x[:1] for x in xs], **kw)
+    assert len(h.loss) == 2 and model.islteach_init == "random"
+    with pytest.raises(ValueError, match="x must be"):
+        train_image_to_image(np.zeros((40, 40), np.float32), xs[0][:1], **kw)
+    with pytest.raises(ValueError, match="as many images"):
+        train_image_to_image(xs, [xs[0][:1]], **kw)

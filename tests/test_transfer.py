@@ -1,4 +1,4 @@
-"""Specifications of islteach.experiments (chapter 3: learning curves and transfer learning)."""
+"""Specifications of islteach.transfer (chapters 3 and 4: learning curves and transfer learning)."""
 import json
 
 import numpy as np
@@ -174,10 +174,10 @@ def test_choose_is_nested_within_a_seed_and_differs_between_seeds():
 
 
 def test_isl_training_tiles_never_touch_the_held_out_quadrant():
-    from islteach.data import ISL_TEST_REGION
+    from islteach.data import ISL_TEST_REGION, isl_tile_grid
 
     for tile in (128, 256):
-        grid = tl.isl_tile_grid(tile)
+        grid = isl_tile_grid(tile)
         assert len(grid) == 3 * (512 // tile) ** 2
         ys, xs = ISL_TEST_REGION
         for y, x in grid:
@@ -191,7 +191,7 @@ def test_finetune_and_evaluate_learns_a_segmentation_and_averages_the_last_check
     torch.manual_seed(0)
     net = tl.SegmentationNet(torch.nn.Conv2d(1, 1, 1), shift=0.0, init="random")
     out = tl.finetune_and_evaluate(net, images[:2], masks[:2], images[2:], masks[2:], steps=60, batch_size=4,
-                                   lr=0.1, crop=16, n_crops=4, seed=0, eval_every=10, n_last=3, tile=32,
+                                   lr=0.1, crop_size=16, n_crops=4, seed=0, eval_every=10, n_last=3, tile=32,
                                    keep_prediction=True)
     assert sorted(out["iou_checkpoints"], key=int) == ["40", "50", "60"]
     assert out["iou"] == pytest.approx(np.mean(list(out["iou_checkpoints"].values())))
@@ -208,11 +208,193 @@ def test_point_runner_draws_nested_images_and_gives_zero_shot_without_training()
         pretext.weight.fill_(1.0)
         pretext.bias.zero_()
     run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
-                               finetune=dict(steps=4, batch_size=2, lr=1e-2, crop=16, n_crops=2, eval_every=2,
-                                             n_last=2, tile=32))
+                               finetune=dict(steps=4, batch_size=2, lr=1e-2, crop_size=16, n_crops=2, eval_every=2,
+                                             n_last=2, tile=32), encoder_name="resnet18")
     zs1, zs3 = run("zero-shot", 1, 0), run("zero-shot", 3, 0)
     assert zs1["images"][0] == zs3["images"][0] and len(zs3["images"]) == 3
     assert zs1["iou"] > 0.9 and "fit_seconds" not in zs1 and zs1["prediction"].shape == (32, 32)
     fine = run("isl", 3, 0)
     assert fine["init"] == "isl" and fine["steps"] == 4 and "prediction" not in fine
     torch.testing.assert_close(pretext.weight, torch.ones_like(pretext.weight))  # pretext untouched
+
+
+# ------------------------------------------------------------------ executors (picklable points)
+def fake_point(init, n, seed):
+    """A module-level (hence picklable) fake point with an array, as a worker would return it."""
+    return {"iou": 0.5 + 0.3 * (init == "isl") / n + 0.01 * seed, "note": f"{init}-{n}",
+            "prediction": np.full((2, 3), n + seed, np.float16)}
+
+
+class FailAt:
+    """A picklable fake that fails at one given point (a lost worker), wherever it runs."""
+
+    def __init__(self, point):
+        self.point = tuple(point)
+
+    def __call__(self, init, n, seed):
+        if (init, n, seed) == self.point:
+            raise RuntimeError("simulated lost worker")
+        return fake_point(init, n, seed)
+
+
+def _same_records(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert set(ra) == set(rb)
+        for k in ra:
+            if k == "train_time_s":
+                continue
+            if isinstance(ra[k], np.ndarray):
+                np.testing.assert_array_equal(ra[k], rb[k])
+                assert ra[k].dtype == rb[k].dtype
+            else:
+                assert ra[k] == rb[k], k
+
+
+def test_learning_curve_on_a_process_pool_gives_the_in_process_records_and_caches_every_point(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    here = tl.learning_curve(fake_point, cache_dir=tmp_path / "here", **GRID)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        there = tl.learning_curve(fake_point, cache_dir=tmp_path / "pool", executor=pool, **GRID)
+    _same_records(here, there)
+    assert not any(r["cached"] for r in there)
+    assert len(list((tmp_path / "pool").glob("*.json"))) == 12 == len(list((tmp_path / "pool").glob("*.npz")))
+    again = tl.learning_curve(CountingFake(), cache_dir=tmp_path / "pool", **GRID)  # nothing left to run
+    assert all(r["cached"] for r in again)
+    _same_records([dict(r, cached=False) for r in again], here)
+
+
+def test_an_interrupted_run_keeps_the_first_points_and_a_rerun_computes_only_the_rest(tmp_path):
+    crashing = CountingFake(crash_on_call=3)
+    with pytest.raises(RuntimeError, match="disconnect"):
+        tl.learning_curve(crashing, cache_dir=tmp_path, **GRID)
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == ["isl_n1_s0", "random_n1_s0"]
+    rerun = CountingFake()
+    rec = tl.learning_curve(rerun, cache_dir=tmp_path, **GRID)
+    assert len(rerun.calls) == 10 and rerun.calls[0] == crashing.calls[-1]
+    assert [r["cached"] for r in rec] == [True] * 2 + [False] * 10
+
+
+def test_a_lost_point_on_an_executor_loses_only_that_point(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    third = ("random", 1, 1)  # the 3rd point in run order
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(RuntimeError, match="lost worker"):
+            tl.learning_curve(FailAt(third), cache_dir=tmp_path, executor=pool, **GRID)
+    assert len(list(tmp_path.glob("*.json"))) == 11
+    rerun = CountingFake()
+    rec = tl.learning_curve(rerun, cache_dir=tmp_path, **GRID)
+    assert rerun.calls == [third]
+    assert [r["cached"] for r in rec] == [True, True, False] + [True] * 9
+
+
+def test_learning_curve_rejects_an_executor_without_submit():
+    with pytest.raises(ValueError, match="executor"):
+        tl.learning_curve(fake_point, executor=object(), **GRID)
+
+
+@pytest.mark.slow
+def test_learning_curve_on_a_dask_cluster_gives_the_in_process_records(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import sys
+
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this file
+    here = tl.learning_curve(fake_point, cache_dir=tmp_path / "here", **GRID)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        there = tl.learning_curve(fake_point, cache_dir=tmp_path / "dask", executor=client, **GRID)
+    _same_records(here, there)
+    assert len(list((tmp_path / "dask").glob("*.json"))) == 12
+
+
+# ------------------------------------------------------------------ the point runners
+def _tiny_segmentation_data(n=5, size=32):
+    rng = np.random.default_rng(2)
+    masks = [rng.random((size, size)) > 0.6 for _ in range(n)]
+    images = [(m + 0.1 * rng.standard_normal(m.shape)).astype(np.float32)[None] for m in masks]
+    return images, masks
+
+
+def test_point_runner_is_picklable_and_gives_the_same_point_after_a_round_trip():
+    import pickle
+
+    images, masks = _tiny_segmentation_data()
+    pretext = torch.nn.Conv2d(1, 1, 1)
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                               finetune=dict(steps=2, batch_size=2, lr=1e-2, crop_size=16, n_crops=2, tile=32),
+                               encoder_name="resnet18")
+    first = run("zero-shot", 2, 0)
+    copy = pickle.loads(pickle.dumps(run))
+    assert copy._scores is None  # the zero-shot scores are not shipped
+    again = copy("zero-shot", 2, 0)
+    assert again["iou"] == first["iou"] and again["images"] == first["images"]
+
+
+def test_point_runner_baselines_take_the_pretext_models_architecture(monkeypatch):
+    from islteach.models import unet
+
+    images, masks = _tiny_segmentation_data()
+    pretext = unet("resnet34", encoder_weights=None, in_channels=1, classes=1, verbose=False)
+    built = {}
+
+    def fake_finetune(model, *args, **kwargs):
+        built["model"] = model
+        return {"iou": 0.5}
+
+    monkeypatch.setattr(tl, "finetune_and_evaluate", fake_finetune)
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                               finetune={})
+    assert run.encoder_name == "resnet34"
+    run("random", 1, 0)
+    assert built["model"].body.islteach_config["encoder_name"] == "resnet34"
+    with pytest.raises(ValueError, match="encoder_name"):
+        tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                             finetune={}, encoder_name="resnet18")
+    bare = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4],
+                                pretext_models={"isl": torch.nn.Conv2d(1, 1, 1)}, finetune={})
+    with pytest.raises(ValueError, match="encoder_name"):
+        bare("random", 1, 0)
+
+
+def test_synthetic_fields_serve_both_chapters():
+    from islteach.data import normalize_percentile
+    from islteach.synth import make_field
+
+    ch3 = tl.synthetic_fields([3, 4], size=64)
+    assert ch3["x"][0].shape == (3, 64, 64) and ch3["mask"][0].dtype == bool and ch3["seeds"] == [3, 4]
+    ch4 = tl.synthetic_fields(range(7, 9), size=64, bf_planes=None, phase=False, target="cellmask")
+    f = make_field(64, seed=8)
+    np.testing.assert_array_equal(ch4["x"][1], np.stack([normalize_percentile(p) for p in f["brightfield"]]))
+    np.testing.assert_array_equal(ch4["y"][1], normalize_percentile(f["cellmask"])[None])
+    np.testing.assert_array_equal(ch4["cells"][1], f["cells"].astype(np.int32))
+    with pytest.raises(ValueError, match="target"):
+        tl.synthetic_fields([0], size=64, target="map2")
+    with pytest.raises(ValueError, match="channel"):
+        tl.synthetic_fields([0], size=64, bf_planes=[], phase=False)
+
+
+@pytest.mark.slow
+def test_instance_point_runner_gives_records_in_the_shared_format_and_reproduces_a_point():
+    cells = tl.synthetic_fields(range(100, 103), size=64, bf_planes=None, phase=False, target="cellmask")
+    kw = dict(encoder_name="resnet18", in_channels=5, steps=1, alpha=1.0, crop_size=64, crops_total=4,
+              batch_size=2, h_values=[1.0, 2.0], min_size=4, keep_prediction_for=(2,))
+    isl_body = __import__("islteach.models", fromlist=["unet"]).unet("resnet18", encoder_weights=None,
+                                                                     in_channels=5, classes=1, verbose=False)
+    run = tl.InstancePointRunner(cells["x"][:2], cells["cells"][:2], cells["x"][2:], cells["cells"][2:],
+                                 isl_state=isl_body.state_dict(), **kw)
+    rec = tl.learning_curve(run, inits=["isl", "random"], n_values=[1, 2], seeds=[0], metric="mAP",
+                            progress=False)
+    assert [(r["init"], r["n"]) for r in rec] == [("isl", 1), ("random", 1), ("isl", 2), ("random", 2)]
+    assert {"mAP", "f1_05", "parameter", "model_init"} <= set(rec[0]) and rec[0]["parameter"] in (1.0, 2.0)
+    assert "prediction" not in rec[0] and rec[3]["prediction"].shape == (64, 64)
+    again = run("random", 2, 0)
+    assert again["mAP"] == rec[3]["mAP"] and again["parameter"] == rec[3]["parameter"]
+    assert tl.summarize(rec, "mAP")[0]["init"] == "isl" and "random" in tl.format_table(rec, metric="mAP")
+    with pytest.raises(ValueError, match="init"):
+        run("imagenet-typo", 1, 0)
+    with pytest.raises(ValueError, match="n must"):
+        run("random", 3, 0)

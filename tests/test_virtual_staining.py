@@ -1,4 +1,4 @@
-"""Specifications for islteach.pretext: the ISL recipe, its split, baseline and model cache."""
+"""Specifications for islteach.virtual_staining: the ISL recipe, its split, baseline and model cache."""
 import os
 from pathlib import Path
 
@@ -7,6 +7,9 @@ import pytest
 
 from islteach import virtual_staining
 from islteach.models import save_model, unet
+from islteach.profiles import CH1, PROFILE_NAMES
+
+RECIPE = CH1["quick"]
 
 DATA = Path(os.environ.get("ISLTEACH_DATA_DIR", "/work/shared/data"))
 needs_isl = pytest.mark.skipif(not (DATA / "isl-finkbeiner-b").is_dir(),
@@ -72,7 +75,7 @@ def test_train_virtual_staining_records_validation_pcc_on_a_synthetic_pair():
     y = x[:1] * 0.5
     mask = np.ones((48, 48), bool)
     model, h = virtual_staining.train_virtual_staining(
-        x, y, mask, encoder_name="resnet18", encoder_weights=None, steps=2, crop=32, batch_size=2,
+        x, y, mask, encoder_name="resnet18", encoder_weights=None, steps=2, crop_size=32, batch_size=2,
         lr=1e-3, n_crops=4, val=(x[:, :32, :32], y[:, :32, :32]), val_every=1, progress=False)
     assert h.val_step == [1, 2] and all(-1 <= v <= 1 for v in h.val)
     assert model.islteach_init == "random"
@@ -93,7 +96,7 @@ def test_get_isl_model_loads_the_saved_chapter_1_model_without_retraining(result
     def no_training(*a, **k):  # pragma: no cover - must not run
         raise AssertionError("retrained although a model was saved")
 
-    monkeypatch.setattr(pretext, "train_isl_model", no_training)
+    monkeypatch.setattr(virtual_staining, "train_isl_model", no_training)
     model, meta = virtual_staining.get_isl_model("dapi", profile="quick")
     assert meta["planes"] == [0, 6, 12] and not model.training
 
@@ -105,11 +108,50 @@ def test_get_isl_model_retrains_when_missing_or_trained_for_fewer_steps(results_
         calls.append((target, steps))
         return unet("resnet18", encoder_weights=None), {"steps": steps}, None
 
-    monkeypatch.setattr(pretext, "train_isl_model", fake_train)
-    virtual_staining.get_isl_model("map2", profile="quick")
+    monkeypatch.setattr(virtual_staining, "train_isl_model", fake_train)
+    recipe = {**{k: RECIPE[k] for k in virtual_staining.ISL_RECIPE_KEYS}, "seed": 0}
+    virtual_staining.get_isl_model("map2", profile="quick", steps=100, **recipe)
     assert "training it now" in capsys.readouterr().out
     save_model(unet("resnet18", encoder_weights=None), virtual_staining.isl_model_path("map2", "quick"), steps=10)
-    virtual_staining.get_isl_model("map2", profile="quick", min_steps=500)
+    virtual_staining.get_isl_model("map2", profile="quick", min_steps=500, steps=100, **recipe)
     assert calls[0][0] == "map2" and calls[1] == ("map2", 500)
     with pytest.raises(ValueError, match="target"):
         virtual_staining.get_isl_model("cellmask", profile="quick")
+
+
+def test_the_recipe_keys_are_in_every_profile_chapter_1_table():
+    for name in PROFILE_NAMES:
+        assert set(virtual_staining.ISL_RECIPE_KEYS) <= set(CH1[name]), name
+        assert "crop" not in CH1[name]
+
+
+def test_get_isl_model_asks_for_the_recipe_when_it_must_retrain(results_tmp):
+    with pytest.raises(ValueError, match="recipe"):
+        virtual_staining.get_isl_model("dapi", profile="quick")
+
+
+def test_profile_arguments_are_profile_names():
+    from islteach.profiles import get_profile
+
+    with pytest.raises(ValueError, match="profile"):
+        virtual_staining.isl_model_path("dapi", get_profile("quick"))
+
+
+def test_train_virtual_staining_is_the_shared_image_to_image_recipe_with_seeded_weights():
+    import torch
+
+    from islteach.train import train_image_to_image
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 40, 40)).astype(np.float32)
+    y = x[:1] * 0.5
+    mask = np.ones((40, 40), bool)
+    kw = dict(encoder_name="resnet18", encoder_weights=None, steps=2, crop_size=32, batch_size=2, lr=1e-3,
+              n_crops=3, seed=4, progress=False)
+    torch.manual_seed(1)  # the global RNG state before the call must not matter
+    a, ha = virtual_staining.train_virtual_staining(x, y, mask, **kw)
+    torch.manual_seed(2)
+    b, hb = train_image_to_image([x], [y], allowed=mask, **kw)
+    assert ha.loss == hb.loss
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k

@@ -1,0 +1,49 @@
+"""The package's structure: one module per chapter, shared modules below them, no upward or sideways imports."""
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "islteach"
+CHAPTER_MODULES = {"virtual_staining": 1, "groundtruth": 2, "transfer": 3, "distance_maps": 4, "shape_prior": 5}
+#: transfer.py also holds chapter 4's transfer experiments, which train chapter 4's models
+ALLOWED = {("transfer", "distance_maps")}
+
+
+def _imports(path: Path) -> set:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                if node.module:
+                    out.add(node.module.split(".")[0])
+                else:
+                    out.update(a.name.split(".")[0] for a in node.names)
+            elif node.module and node.module.startswith("islteach"):
+                parts = node.module.split(".")
+                out.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("islteach."):
+                    out.add(a.name.split(".")[1])
+    return out
+
+
+MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
+
+
+def test_each_chapter_has_its_module():
+    assert set(CHAPTER_MODULES) <= set(MODULES)
+    assert not {"pretext", "experiments", "instance"} & set(MODULES), "old module names are back"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_upward_or_sideways_imports(module):
+    imported = _imports(PKG / f"{module}.py") & set(MODULES)
+    chapters = imported & set(CHAPTER_MODULES)
+    if module not in CHAPTER_MODULES:
+        assert not chapters, f"shared module {module} imports chapter module(s) {sorted(chapters)}"
+    else:
+        bad = {c for c in chapters if c != module and (module, c) not in ALLOWED}
+        assert not bad, f"chapter module {module} imports another chapter's module {sorted(bad)}"
