@@ -89,18 +89,25 @@ def _flops_per_sample(kind, side: int, backward: bool, frozen_kw: tuple) -> floa
     from torch.utils.flop_counter import FlopCounterMode
 
     kw = dict(frozen_kw)
-    with torch.device("meta"):
-        model = _build(kind, **kw)
-        x = torch.zeros(1, kw.get("in_channels", 1), side, side)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        out = model(x)
-        if backward:
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            if isinstance(out, dict):
-                out = next(iter(out.values()))
-            out.float().sum().backward()
-    return float(counter.get_total_flops())
+
+    def count(device: str) -> float:
+        with torch.device(device):
+            model = _build(kind, **kw)
+            x = torch.zeros(1, kw.get("in_channels", 1), side, side)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = model(x)
+            if backward:
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                if isinstance(out, dict):
+                    out = next(iter(out.values()))
+                out.float().sum().backward()
+        return float(counter.get_total_flops())
+
+    try:  # shapes only: no memory, no arithmetic
+        return count("meta")
+    except (RuntimeError, NotImplementedError, TypeError):  # a module that makes CPU tensors itself
+        return count("cpu")
 
 
 def _freeze(kw: dict) -> tuple:
@@ -148,3 +155,125 @@ def report(works, device_classes=("t4", "cpu"), title: str = "Expected time") ->
         lines.append(f"  {w.name:{width}s} " + " ".join(f"{seconds(w, d) / 60:8.1f}" for d in device_classes))
     lines.append(f"  {'total':{width}s} " + " ".join(f"{seconds(list(works), d) / 60:8.1f}" for d in device_classes))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- chapter plans
+#: Builders a chapter module registers for networks this shared module does not know (chapter 5
+#: registers ``"shape_prior"`` when it is imported), so that no shared module imports a chapter.
+BUILDERS: dict = {}
+
+
+def _unet(encoder_name, in_channels, classes, **kw):
+    return {"kind": "unet", "encoder_name": encoder_name, "in_channels": in_channels, "classes": classes, **kw}
+
+
+def _finetunes(name, n_values, seeds, inits, ft, side, tests, unet_kw) -> list:
+    """Fine-tunings of one learning curve: one training per (N, seed, init) and its evaluations."""
+    points = len(n_values) * len(seeds) * inits
+    per = training(name, crop_size=ft["crop_size"], batch_size=ft["batch_size"], steps=ft["steps"], **unet_kw)
+    evals = prediction(name, side=side, n=tests * int(ft.get("n_last", 1)), **{**unet_kw, "kind": unet_kw["kind"]})
+    return [Work(f"{name} ({points} fine-tunings)", flops=points * (per.flops + evals.flops))]
+
+
+def chapter_works(chapter: str, **sizes) -> list:
+    """The trainings and predictions of one chapter with the sizes of its profile section, as :class:`Work`.
+
+    ``sizes`` are the chapter's profile section as keyword arguments (``**P.ch1.as_dict()``);
+    chapter 3 and 4 also take ``isl_encoder_name`` (chapter 1's encoder, which their ISL models
+    use). Reading data, post-processing and Cellpose's flow following are not counted: the
+    estimates are lower bounds dominated by the trainings.
+    """
+    s = sizes
+    imagenet = s.get("encoder_weights") == "imagenet"
+    if chapter == "ch1":
+        enc = s["encoder_name"]
+        dapi = _unet(enc, len(s["planes"]), 1)
+        seph = _unet(enc, len(s["sephace_planes"]), 1)
+        tiles = 2 * (1024 // s["tile"]) ** 2  # test quadrant, validation block and the full field
+        return [training("ISL DAPI model", crop_size=s["crop_size"], batch_size=s["batch_size"], steps=s["steps"], **dapi),
+                training("ISL MAP2 model", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                         steps=s["steps_map2"], **dapi),
+                training("SEPhACE model", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                         steps=s["steps_sephace"], **seph),
+                prediction("predictions", side=s["tile"], n=3 * tiles, **dapi)]
+    if chapter == "ch2":
+        steps = s["n_epochs"] * s["nimg_per_epoch"]  # images seen (Cellpose counts images, not batches)
+        test = s["test_images"] or 50
+        return [training("Cellpose from scratch", "cellpose", crop_size=s["crop_size"], batch_size=1, steps=steps,
+                         in_channels=2),
+                prediction("Cellpose on BBBC039 + ISL", "cellpose", side=512, n=2 * (test + s["train_images"]) + 8,
+                           in_channels=2)]
+    if chapter == "ch3":
+        sp, ft_s, ft_i = s["synth_pretext"], s["synth_finetune"], s["isl_finetune"]
+        n_in = len(s["synth_bf_planes"]) + int(s["synth_phase"])
+        synth = _unet(sp["encoder_name"], n_in, 1)
+        isl = _unet(s["isl_encoder_name"], 3, 1)
+        pretexts = 1 + int(bool(s["synth_control"]))
+        inits = 2 + int(sp["encoder_weights"] == "imagenet") + int(bool(s["synth_control"]))
+        isl_inits = 2 + int(sp["encoder_weights"] == "imagenet")
+        works = [Work("synthetic pretext(s)", flops=pretexts * training(
+            "", crop_size=sp["crop_size"], batch_size=sp["batch_size"], steps=sp["steps"], **synth).flops)]
+        works += _finetunes("synthetic track", s["synth_n_values"], s["seeds"], inits, ft_s, s["synth_size"],
+                            s["synth_test_fields"], synth)
+        works += _finetunes("ISL-field track", s["isl_n_values"], s["seeds"], isl_inits, ft_i, 256, 4, isl)
+        if s["isl_control"] != "never":
+            works += _finetunes("MAP2 control", s["control_n_values"], s["seeds"], 1, ft_i, 256, 4, isl)
+        return works
+    if chapter == "ch4":
+        bonte = _unet(s["encoder_name"], 1, 2, **({"encoder_depth": s["encoder_depth"],
+                                                  "decoder_channels": s["decoder_channels"]}
+                                                 if s.get("decoder_channels") else {}))
+        fpn = {"kind": "fpn", "encoder_name": s["encoder_name"], "in_channels": 1, "classes": 1,
+               "fpn_channels": s["fpn_channels"]}
+        side = int(round(512 * s["scale"]))
+        n_eval = s["test_images"] + s["val_images"] * (len(s["h_values"]) > 0)
+        inits = 2 + int(imagenet)
+        cells = _unet(s["encoder_name"], 5, 2)
+        isl = _unet(s.get("isl_encoder_name", s["encoder_name"]), 3, 2)
+        return [training("Bonte U-Net", crop_size=s["crop_size"], batch_size=s["batch_size"], steps=s["bonte_steps"],
+                         **bonte),
+                Work("FPN2-WS (two FPNs)", flops=2 * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                                                             steps=s["fpn_steps"], **fpn).flops),
+                prediction("predictions (test + validation)", side=side, n=2 * n_eval, **bonte),
+                training("synthetic cells pretext", crop_size=s["crop_size"], batch_size=s["transfer_batch"],
+                         steps=s["transfer_pretext_steps"], **cells),
+                Work(f"synthetic cells transfer ({len(s['transfer_n']) * len(s['transfer_seeds']) * inits} points)",
+                     flops=len(s["transfer_n"]) * len(s["transfer_seeds"]) * inits * training(
+                         "", crop_size=s["crop_size"], batch_size=s["transfer_batch"], steps=s["transfer_steps"],
+                         **cells).flops),
+                Work(f"ISL-field transfer ({len(s['isl_n']) * len(s['isl_seeds']) * inits} points)",
+                     flops=len(s["isl_n"]) * len(s["isl_seeds"]) * inits * training(
+                         "", crop_size=s["isl_crop"], batch_size=s["isl_batch"], steps=s["isl_steps"],
+                         **isl).flops)]
+    if chapter == "ch5":
+        if "shape_prior" not in BUILDERS:
+            raise ValueError("chapter 5's network is not registered: import islteach.shape_prior first")
+        sp = BUILDERS["shape_prior"]
+        kw = dict(encoder_name=s["encoder_name"], encoder_weights=None, presence_prior=s["presence_prior"],
+                  shape_init=s["shape_init"], verbose=False)
+        model = (lambda: sp(**kw))
+        ref = _unet(s["reference_encoder"], 1, 2, encoder_depth=4, decoder_channels=[128, 64, 32, 16])
+        one = training("", model, crop_size=s["crop_size"], batch_size=s["batch_size"], steps=1, in_channels=1).flops
+        return [Work("DSB models (3 variants)", flops=3 * s["steps"] * one),
+                Work("BBBC039 model", flops=s["bbbc039_steps"] * one),
+                training("fully supervised reference", crop_size=s["crop_size"], batch_size=s["reference_batch_size"],
+                         steps=s["reference_steps"], **ref)]
+    raise ValueError(f"chapter must be one of 'ch1' ... 'ch5', got {chapter!r}")
+
+
+def expected_minutes(profile: str, device_class: str = "t4") -> dict:
+    """``{chapter stem: expected minutes}`` of every chapter in ``profile`` on ``device_class``.
+
+    Import :mod:`islteach.shape_prior` first (it registers chapter 5's network in :data:`BUILDERS`).
+    """
+    from .notebooks import CHAPTERS
+    from .profiles import get_profile
+
+    p = get_profile(profile)
+    out = {}
+    for i, stem in enumerate(CHAPTERS, 1):
+        sizes = getattr(p, f"ch{i}").as_dict()
+        if i in (3, 4):
+            sizes["isl_encoder_name"] = p.ch1.encoder_name
+        out[stem] = round(seconds(chapter_works(f"ch{i}", **sizes), device_class) / 60, 1)
+    return out

@@ -403,9 +403,9 @@ def fetch(name: str, progressbar: bool = True, workers: int = 8, *, archive: boo
         elif rest:
             bar = None
             if progressbar:
-                from tqdm.auto import tqdm
+                from .provenance import progress
 
-                bar = tqdm(total=len(missing), initial=1, desc=f"downloading {name}", unit="file")
+                bar = progress(len(missing), f"downloading {name}", "file", initial=1)
             ex = ThreadPoolExecutor(max_workers=workers)
             try:
                 futures = [ex.submit(fetch_file, k) for k in rest]

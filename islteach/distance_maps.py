@@ -485,8 +485,30 @@ def instance_dataset(images, labels, recipe: str, *, crop_size: int = 128, n_cro
 
 
 def train_bonte(model, dataset, *, steps: int, alpha: float, batch_size: int = 8, lr: float = 1e-3,
-                seed: int = 0, progress: bool = True, **fit_kwargs):
+                seed: int = 0, progress: bool = True, checkpoint_dir=None, checkpoint_every: int = 200,
+                **fit_kwargs):
     """Train a two-output model with :class:`islteach.losses.CombinedLoss` via :func:`islteach.train.fit`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        E.g. :func:`bonte_model`.
+    dataset : torch.utils.data.Dataset
+        E.g. :func:`instance_dataset` with ``recipe="bonte"``.
+    steps : int
+        Total optimisation steps (including those done before a resume).
+    alpha : float
+        Weight of the mask term of :class:`islteach.losses.CombinedLoss`.
+    batch_size, lr, seed, progress
+        Passed to :func:`islteach.train.fit`.
+    checkpoint_dir : path-like, optional
+        Checkpoint directory (see :func:`islteach.train.checkpoint_dir_for`): a rerun with the
+        same directory resumes from its ``last.pt``; after a finished run it loads the final
+        weights and history without training again. ``None``: no checkpoints.
+    checkpoint_every : int
+        Steps between checkpoints (one is always written at the last step).
+    **fit_kwargs
+        Any other argument of :func:`islteach.train.fit` (``device``, ``val_fn``, ...).
 
     Returns
     -------
@@ -496,36 +518,69 @@ def train_bonte(model, dataset, *, steps: int, alpha: float, batch_size: int = 8
     from .train import fit
 
     return fit(model, dataset, CombinedLoss(alpha), steps=steps, batch_size=batch_size, lr=lr,
-               seed=seed, progress=progress, **fit_kwargs)
+               seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
+               checkpoint_every=checkpoint_every, **fit_kwargs)
 
 
 def train_fpn2ws(model, dataset, *, steps: int, freeze_steps: int = 0, batch_size: int = 8,
-                 lr: float = 1e-3, seed: int = 0, progress: bool = True, **fit_kwargs):
+                 lr: float = 1e-3, seed: int = 0, progress: bool = True, checkpoint_dir=None,
+                 checkpoint_every: int = 200, resume: bool = True, **fit_kwargs):
     """Train FPN2-WS (sigmoid outputs, MSE, Adam) via :func:`islteach.train.fit`.
 
     When ``freeze_steps > 0`` and the encoders are pretrained (``model.islteach_init`` is not
     ``"random"``), both encoders are frozen for the first ``freeze_steps`` steps and unfrozen
     afterwards (Zaki et al.: 2 warm-up cycles of 25). A random encoder is never frozen.
 
+    Parameters
+    ----------
+    model : FPN2WS
+        Both networks in one module (:func:`fpn2ws_model`), so one checkpoint holds both.
+    dataset : torch.utils.data.Dataset
+        E.g. :func:`instance_dataset` with ``recipe="fpn2ws"``.
+    steps : int
+        Total optimisation steps (including those done before a resume).
+    freeze_steps : int
+        Steps with frozen encoders (pretrained encoders only).
+    batch_size, lr, seed, progress
+        Passed to :func:`islteach.train.fit`.
+    checkpoint_dir : path-like, optional
+        Checkpoint directory (see :func:`islteach.train.checkpoint_dir_for`). A rerun with the
+        same directory resumes from its ``last.pt`` with the encoders frozen only if the
+        checkpoint lies inside the frozen phase; after a finished run it loads the final weights
+        and history without training again. ``None``: no checkpoints.
+    checkpoint_every : int
+        Steps between checkpoints (one is always written at the last step).
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` when it exists.
+    **fit_kwargs
+        Any other argument of :func:`islteach.train.fit` (``device``, ``callback``, ...).
+
     Returns
     -------
     islteach.train.History
-        With ``frozen_steps`` set to the number of steps the encoders were frozen.
+        With ``frozen_steps`` set to the number of steps the encoders were frozen (over the
+        whole run, resumed or not).
     """
     import torch
 
     from .losses import TwoMapMSELoss
-    from .train import fit
+    from .train import fit, load_checkpoint
 
     if isinstance(freeze_steps, bool) or not isinstance(freeze_steps, int) or freeze_steps < 0:
         raise ValueError(f"freeze_steps must be a non-negative integer, got {freeze_steps!r}")
     pretrained = getattr(model, "islteach_init", "random") != "random"
     n_frozen = min(freeze_steps, steps) if pretrained else 0
     callback = fit_kwargs.pop("callback", None)
+    start = 0  # the step fit resumes from: freeze only if that lies inside the frozen phase
+    if n_frozen and checkpoint_dir is not None and resume:
+        ck = load_checkpoint(checkpoint_dir)
+        start = int(ck["step"]) if ck is not None else 0
+        del ck
     if n_frozen:
         # the optimiser holds every parameter; frozen ones get no gradient, so Adam skips them
+        # (built the same way whether resumed or not, so its saved state fits)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.set_encoders_trainable(False)
+        model.set_encoders_trainable(start >= n_frozen)
 
         def cb(step, loss):
             if step == n_frozen:
@@ -538,7 +593,8 @@ def train_fpn2ws(model, dataset, *, steps: int, freeze_steps: int = 0, batch_siz
         cb = callback
     try:
         hist = fit(model, dataset, TwoMapMSELoss(), steps=steps, batch_size=batch_size, lr=lr,
-                   seed=seed, progress=progress, callback=cb, **fit_kwargs)
+                   seed=seed, progress=progress, callback=cb, checkpoint_dir=checkpoint_dir,
+                   checkpoint_every=checkpoint_every, resume=resume, **fit_kwargs)
     finally:
         if n_frozen:
             model.set_encoders_trainable(True)

@@ -155,6 +155,7 @@ CH3 = {
 # chapter 2's labels): tiles of isl_tile px, isl_val_tiles of them choose (h, mask threshold).
 # transfer_crops_total / isl_crops_total: training crops per point, shared out over the N
 # annotated images (max(1, total // N) crops per image).
+# checkpoint_every: steps between the checkpoints of the Bonte and FPN2-WS trainings on BBBC039.
 _CH4_COMMON = {
     "encoder_name": "resnet18",
     "crop_size": 128,
@@ -184,13 +185,14 @@ CH4 = {
     "quick": dict(_CH4_COMMON, scale=0.5, fpn_scale=1.0, encoder_weights=None, encoder_depth=4,
                   decoder_channels=[64, 32, 16, 8], fpn_channels=[64, 32], n_crops=20,
                   bonte_steps=250, fpn_steps=300, fpn_lr=3e-3, freeze_steps=15, val_images=12,
+                  checkpoint_every=100,
                   transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=200,
                   transfer_steps=40, transfer_batch=4, transfer_seeds=[0],
                   isl_tile=256, isl_val_tiles=2, isl_n=[1, 4], isl_steps=80, isl_batch=4, isl_crop=96,
                   isl_seeds=[0]),
     "colab": dict(_CH4_COMMON, scale=1.0, fpn_scale=1.0, encoder_weights="imagenet", encoder_depth=5,
                   decoder_channels=None, fpn_channels=[256, 128], n_crops=40,
-                  bonte_steps=4000, fpn_steps=4000, fpn_lr=1e-3,
+                  bonte_steps=4000, fpn_steps=4000, fpn_lr=1e-3, checkpoint_every=500,
                   freeze_steps=320, val_images=50,
                   transfer_size=256, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=1500, transfer_steps=800, transfer_batch=8,
@@ -201,6 +203,7 @@ CH4 = {
                   encoder_depth=5, decoder_channels=None, fpn_channels=[256, 128], crop_size=256,
                   n_crops=175,
                   bonte_steps=20000, fpn_steps=20000, fpn_lr=1e-3, freeze_steps=1600, val_images=50,
+                  checkpoint_every=2000,
                   transfer_size=512, transfer_n=[1, 10, 50, 80], transfer_test=17,
                   transfer_pretext_steps=10000, transfer_steps=10000, transfer_batch=8,
                   transfer_seeds=[0, 1, 2],
@@ -218,7 +221,7 @@ CH4 = {
 # ``bbbc039_scale`` (its nuclei are about twice as wide as DSB's) and cut into ``crop_size`` patches.
 # Fully supervised reference: chapter 4's Bonte U-Net (``reference_encoder``, h-maxima ``reference_h``),
 # ``reference_steps`` steps in batches of ``reference_batch_size`` from ``reference_n_crops`` random
-# crops per training image.
+# crops per training image. ``checkpoint_every``: steps between the checkpoints of every training.
 CH5 = {
     "quick": {
         "encoder_name": "tiny", "encoder_weights": None, "crop_size": 128, "train_stride": 128,
@@ -226,7 +229,7 @@ CH5 = {
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 12, "bbbc039_test": 6, "bbbc039_steps": 150,
         "reference_steps": 150, "reference_encoder": "resnet18", "reference_h": 1.0,
-        "reference_n_crops": 4, "reference_batch_size": 8,
+        "reference_n_crops": 4, "reference_batch_size": 8, "checkpoint_every": 100,
     },
     "colab": {
         "encoder_name": "resnet50", "encoder_weights": "imagenet", "crop_size": 128, "train_stride": 64,
@@ -234,7 +237,7 @@ CH5 = {
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 3000,
         "reference_steps": 2000, "reference_encoder": "resnet34", "reference_h": 1.0,
-        "reference_n_crops": 4, "reference_batch_size": 8,
+        "reference_n_crops": 4, "reference_batch_size": 8, "checkpoint_every": 500,
     },
     "paper": {
         "encoder_name": "resnet50", "encoder_weights": "imagenet", "crop_size": 128, "train_stride": 64,
@@ -242,7 +245,7 @@ CH5 = {
         "alpha": 1e-2, "train_grid": 32, "shape_init": "radial", "presence_prior": 0.1,
         "bbbc039_scale": 0.5, "bbbc039_train": 100, "bbbc039_test": 50, "bbbc039_steps": 20000,
         "reference_steps": 10000, "reference_encoder": "resnet34", "reference_h": 1.0,
-        "reference_n_crops": 4, "reference_batch_size": 8,
+        "reference_n_crops": 4, "reference_batch_size": 8, "checkpoint_every": 2000,
     },
 }
 
@@ -258,6 +261,43 @@ APPENDIX = {
 }
 _SECTIONS["appendix"] = APPENDIX
 # --- end Appendix ---------------------------------------------------------------
+
+
+# --- The smoke switch -------------------------------------------------------------------------
+#: ``ISLTEACH_SMOKE=1``: the profile's encoders, input and batch sizes, N lists, initialisations and
+#: controls, with a few steps, one seed and small evaluation sets, so that every code path of the
+#: ``colab`` profile (DenseNet-121, ResNet-50, the ImageNet fallback, every control) runs on a CPU
+#: in minutes (CI runs all five chapters this way). Results go to ``results/<profile>-smoke``. The
+#: values below replace the profile's; a dict value updates the profile's dict of that key.
+SMOKE_VAR = "ISLTEACH_SMOKE"
+SMOKE = {
+    "ch1": {"steps": 2, "steps_map2": 2, "steps_sephace": 2, "val_every": 1, "checkpoint_every": 1},
+    "ch2": {"train_images": 4, "n_epochs": 1, "nimg_per_epoch": 2, "test_images": 2},
+    "ch3": {"seeds": [0], "synth_test_fields": 2, "synth_eval_fields": 2,
+            "synth_pretext": {"n_fields": 4, "steps": 2},
+            "synth_finetune": {"steps": 2, "eval_every": 1, "n_last": 1},
+            "isl_finetune": {"steps": 2, "eval_every": 1, "n_last": 1}},
+    "ch4": {"bonte_steps": 2, "fpn_steps": 2, "freeze_steps": 1, "test_images": 3, "val_images": 2,
+            "transfer_pretext_steps": 2, "transfer_steps": 2, "transfer_test": 2, "transfer_seeds": [0],
+            "isl_steps": 2, "isl_seeds": [0]},
+    "ch5": {"steps": 2, "dsb_test_images": 3, "bbbc039_train": 4, "bbbc039_test": 2, "bbbc039_steps": 2,
+            "reference_steps": 2},
+    "appendix": {"synth_fields": 4},
+}
+
+
+def smoke_enabled() -> bool:
+    """Whether the smoke switch ``$ISLTEACH_SMOKE`` is on (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(SMOKE_VAR, "").strip().lower() in ("1", "true", "yes")
+
+
+def _smoke(section: dict, overrides: dict) -> dict:
+    out = dict(section)
+    for key, value in overrides.items():
+        if key not in out:
+            raise KeyError(f"SMOKE names {key!r}, which the profile does not have")
+        out[key] = {**out[key], **value} if isinstance(value, dict) else value
+    return out
 
 
 class Section(types.SimpleNamespace):
@@ -311,11 +351,14 @@ def get_profile(name: str | None = None) -> Profile:
     Returns
     -------
     Profile
-        ``p.name``, ``p.seed`` and ``p.ch1`` ... ``p.ch5`` sections.
+        ``p.name``, ``p.seed``, ``p.smoke`` (the smoke switch, :data:`SMOKE`) and ``p.ch1`` ...
+        ``p.ch5`` sections.
     """
     if name is None:
         name = default_profile_name()
     if not isinstance(name, str) or name not in PROFILE_NAMES:
         raise ValueError(f"name must be one of {PROFILE_NAMES}, got {name!r}")
-    sections = {key: Section(**table[name]) for key, table in _SECTIONS.items()}
-    return Profile(name=name, **COMMON[name], **sections)
+    smoke = smoke_enabled()
+    sections = {key: Section(**(_smoke(table[name], SMOKE.get(key, {})) if smoke else table[name]))
+                for key, table in _SECTIONS.items()}
+    return Profile(name=name, smoke=smoke, **COMMON[name], **sections)

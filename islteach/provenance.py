@@ -224,6 +224,62 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+class _LineProgress:
+    """A progress "bar" for a notebook that nobody watches live (a book build): one line at the end."""
+
+    def __init__(self, total, desc, unit, initial=0):
+        import time
+
+        self.total, self.desc, self.unit, self.n, self.initial = total, desc, unit, initial, initial
+        self.postfix = ""
+        self._t0 = time.perf_counter()
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix(self, postfix=None, refresh=False, **kwargs):
+        items = {**(postfix or {}), **kwargs}
+        self.postfix = ", ".join(f"{k} {v}" for k, v in items.items())
+
+    def set_postfix_str(self, s="", refresh=False):
+        self.postfix = s
+
+    def close(self):
+        import time
+
+        if self.total is None:
+            return
+        done = f"{self.desc}: {self.n}/{self.total} {self.unit}s"
+        if self.initial:
+            done += f" ({self.initial} done before)"
+        done += f" in {time.perf_counter() - self._t0:.0f} s"
+        print(done + (f" ({self.postfix})" if self.postfix else ""), file=sys.stdout, flush=True)
+        self.total = None
+
+
+def progress(total: int, desc: str, unit: str = "step", initial: int = 0, enabled: bool = True):
+    """The one progress bar of the package: live where someone watches, one line where nobody does.
+
+    On Colab a notebook widget (``tqdm.auto``; ipywidgets 7 and 8), in a terminal a text bar, and
+    in a notebook executed without a viewer (the book build, CI) a single summary line printed
+    when it closes: no frozen ``0%`` bars and no screens of carriage-return updates in the built
+    book. ``enabled=False`` gives an object that does nothing.
+    """
+    if not enabled:
+        bar = _LineProgress(total, desc, unit, initial)
+        bar.total = None  # closes silently
+        return bar
+    if in_colab():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, mininterval=1.0)
+    if sys.stdout.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stdout, dynamic_ncols=True)
+    return _LineProgress(total, desc, unit, initial)
+
+
 #: Where the Drive switch keeps everything: data, results, models, labels, checkpoints, caches.
 DRIVE_ROOT = "/content/drive/MyDrive/islteach"
 
@@ -302,6 +358,10 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
     _CURRENT[chapter] = report
     print(f"islteach — {chapter}")
     print(format_report(report))
+    if getattr(p, "smoke", False):
+        print(f"SMOKE RUN ($ISLTEACH_SMOKE): the {p.name} profile's code paths with a few steps, one seed and "
+              "small evaluation sets. Its numbers mean nothing; results go to "
+              f"{results_dir(p.name)}.")
     if report["device"] == "cpu" and in_colab():
         print(
             "WARNING: no GPU runtime. In Colab choose Runtime > Change runtime type > T4 GPU, "
@@ -334,8 +394,16 @@ _STARTED: dict = {}
 
 
 def results_dir(profile: str | None = None) -> Path:
-    """``$ISLTEACH_RESULTS_DIR`` or ``<repository root>/results/<profile>`` (``./results`` outside a checkout)."""
+    """``$ISLTEACH_RESULTS_DIR`` or ``<repository root>/results/<profile>`` (``./results`` outside a checkout).
+
+    With the smoke switch on (:func:`islteach.profiles.smoke_enabled`) the folder is
+    ``<profile>-smoke``, so a smoke run never mixes with a real run's models and results.
+    """
+    from .profiles import smoke_enabled
+
     name = profile or get_profile().name
+    if smoke_enabled() and not name.endswith("-smoke"):
+        name += "-smoke"
     base = os.environ.get("ISLTEACH_RESULTS_DIR")
     if base:
         root = Path(base)

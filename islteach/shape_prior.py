@@ -30,8 +30,10 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,6 +66,14 @@ __all__ = [
 
 #: Costa et al. report the F1 score at IoU thresholds 0.1, 0.2, ..., 1.0 (and their mean).
 F1_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _float32_region(device: torch.device):
+    """A context with CUDA autocast off (a no-op off CUDA): the affine heads, the rendering and the
+    loss stay in float32 under mixed precision, only the CNN backbone runs in float16."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", enabled=False)
+    return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- shape
@@ -363,6 +373,11 @@ class AffineEncoder(nn.Module):
         if images.ndim != 4:
             raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
         feat = self.backbone(images)
+        with _float32_region(feat.device):  # float16 only in the backbone under mixed precision
+            return self._params(feat.float() if feat.dtype in (torch.float16, torch.bfloat16) else feat)
+
+    def _params(self, feat: torch.Tensor) -> dict:
+        """The instance parameters read from the backbone's feature grid ``feat`` (B, C, gh, gw)."""
         B, _, gh, gw = feat.shape
         k = self.k
         raw = self.head_t(feat).view(B, k, 5, gh, gw).permute(0, 3, 4, 1, 2).reshape(B, gh * gw * k, 5)
@@ -412,9 +427,10 @@ class ShapePriorModel(nn.Module):
         if H != W:
             raise ValueError(f"images must be square, got {H}x{W}")
         g = int(grid_size or max(1, H // 4))
-        mask = render_mask(self.shape, params["L"], params["t"], params["presence"], g)
-        if g != H:
-            mask = F.interpolate(mask[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+        with _float32_region(images.device):
+            mask = render_mask(self.shape, params["L"], params["t"], params["presence"], g)
+            if g != H:
+                mask = F.interpolate(mask[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
         return {**params, "mask": mask, "grid_size": g}
 
 
@@ -533,11 +549,67 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
     return x, y
 
 
+def _save_shape_prior_checkpoint(checkpoint_dir, step, model, opt, sched, scaler, gen, hist, acc, n_acc,
+                                 seconds, **run) -> None:
+    """Write ``checkpoint_dir/last.pt`` atomically with everything :func:`train_shape_prior` resumes from."""
+    from .train import CHECKPOINT_NAME, _atomic_torch_save, _rng_state
+
+    _atomic_torch_save({
+        "kind": "shape_prior", "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "rng": _rng_state(), "generator": gen.get_state(), "step": int(step), **run,
+        "history": {k: list(v) for k, v in hist.items()}, "acc": dict(acc), "n_acc": int(n_acc),
+        "seconds": float(seconds),
+    }, Path(checkpoint_dir) / CHECKPOINT_NAME)
+
+
+def _resume_shape_prior(checkpoint_dir, model, opt, sched, scaler, gen, *, steps, seed, batch_size):
+    """Restore the last checkpoint of :func:`train_shape_prior` in ``checkpoint_dir``, if any.
+
+    Returns ``(step, hist, acc, n_acc, seconds)``; ``None`` when there is no checkpoint.
+    """
+    from .train import CHECKPOINT_NAME, _set_rng_state, load_checkpoint
+
+    ck = load_checkpoint(checkpoint_dir)
+    if ck is None:
+        return None
+    where = Path(checkpoint_dir) / CHECKPOINT_NAME
+    if ck.get("kind") != "shape_prior":
+        raise ValueError(f"checkpoint_dir {checkpoint_dir} holds a checkpoint of another training "
+                         f"({where} was not written by train_shape_prior); use another checkpoint_dir")
+    if ck.get("steps") != steps:
+        raise ValueError(f"steps={steps} differs from the checkpoint {where} (steps={ck.get('steps')}): the "
+                         "one-cycle schedule spans the whole run, so it cannot be continued with another "
+                         "length; use another checkpoint_dir or resume=False")
+    if ck.get("seed") != seed or ck.get("batch_size") != batch_size:
+        print(f"Note: checkpoint {where} was written with seed={ck.get('seed')}, "
+              f"batch_size={ck.get('batch_size')}; continuing with seed={seed}, batch_size={batch_size}.")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    if scaler.is_enabled() and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    _set_rng_state(ck["rng"])
+    gen.set_state(ck["generator"])
+    step = int(ck["step"])
+    print(f"Resuming from checkpoint {where} at step {step}/{steps}.")
+    return step, {k: list(v) for k, v in ck["history"].items()}, dict(ck["acc"]), int(ck["n_acc"]), \
+        float(ck.get("seconds", 0.0))
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndarray, counts=None, *,
                       steps: int, batch_size: int = 8, lr: float = 1e-2, alpha: float = 1e-2,
                       grid_size: int | None = None, weight_decay: float = 1e-4, optimizer: str = "sgd",
                       augment: bool = True,
-                      seed: int = 0, device=None, log_every: int = 10, progress: bool = True) -> dict:
+                      seed: int = 0, device=None, log_every: int = 10, progress: bool = True,
+                      amp: bool = True, checkpoint_dir=None, checkpoint_every: int = 200,
+                      resume: bool = True, callback=None) -> dict:
     """Train encoder and canonical shape together from binary masks (and counts).
 
     SGD with Nesterov momentum 0.9 and a one-cycle learning rate schedule whose peak is
@@ -560,12 +632,33 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
         Instance grid resolution in training (default ``H // 4``).
     augment : bool
         Random flips and 90-degree rotations.
+    amp : bool
+        Mixed precision on CUDA (float16 autocast of the CNN backbone, gradient scaling); the
+        affine heads, the rendering and the loss stay in float32. Ignored on a CPU.
+    checkpoint_dir : path-like, optional
+        Directory of ``last.pt`` (e.g. :func:`islteach.train.checkpoint_dir_for`): model,
+        optimiser, schedule, gradient scaler, step, history, the global RNG states and the
+        generator of the batches and augmentations, written atomically. ``None``: no checkpoints.
+    checkpoint_every : int
+        Write a checkpoint every this many steps (and at the last step).
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` when it exists (on a CPU the result is the
+        same, bit for bit, as an uninterrupted run; after a finished run nothing is trained
+        again). The checkpoint must have been written with the same ``steps``.
+    callback : callable, optional
+        ``callback(step, loss)`` after every step (after any checkpoint of that step).
 
     Returns
     -------
     dict
         ``step``, ``loss``, ``bce``, ``dice``, ``count`` (means over ``log_every`` steps),
-        ``lr``, ``seconds``.
+        ``lr``, ``seconds`` (summed over resumed runs), ``resumed_from`` (step of the
+        checkpoint the run resumed from, 0 when it started fresh).
+
+    Raises
+    ------
+    ValueError
+        On inconsistent inputs, or a checkpoint in ``checkpoint_dir`` written with other ``steps``.
     """
     images = np.asarray(images)
     masks = np.asarray(masks)
@@ -581,6 +674,9 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
             raise ValueError(f"counts must have shape ({images.shape[0]},), got {counts.shape}")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    checkpoint_every = _check_positive_int(checkpoint_every, "checkpoint_every")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
     from .provenance import get_device
 
     device = get_device(device)
@@ -597,26 +693,39 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
     else:
         raise ValueError(f"optimizer must be 'sgd' (the paper) or 'adam', got {optimizer!r}")
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=int(steps))
+    use_amp = bool(amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     hist = {"step": [], "loss": [], "bce": [], "dice": [], "count": [], "lr": []}
     acc = {"loss": 0.0, "bce": 0.0, "dice": 0.0, "count": 0.0}
     n_acc = 0
+    start, seconds = 0, 0.0
+    run = {"steps": int(steps), "seed": int(seed), "batch_size": int(batch_size)}
+    if checkpoint_dir is not None and resume:
+        restored = _resume_shape_prior(checkpoint_dir, model, opt, sched, scaler, gen, **run)
+        if restored is not None:
+            start, hist, acc, n_acc, seconds = restored
     t0 = time.perf_counter()
     M = X.shape[0]
-    for step in range(1, int(steps) + 1):
+    for step in range(start + 1, int(steps) + 1):
         idx = torch.randint(0, M, (min(batch_size, M),), generator=gen)
         x, y = X[idx], Y[idx]
         if augment:
             x, y = _augment(x, y, gen)
         x, y = x.to(device), y.to(device)
         c = C[idx].to(device) if C is not None else None
-        out = model(x, grid_size=grid_size)
+        with (torch.autocast(device_type="cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()):
+            out = model(x, grid_size=grid_size)
+        # the mask and presences are float32 (see _float32_region), so is the loss
         loss, parts = shape_prior_loss(out["mask"], y, out["presence"], c, alpha=alpha)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # clip the true gradients (a no-op without mixed precision)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
-        acc["loss"] += float(loss.detach())
+        loss_value = float(loss.detach())
+        acc["loss"] += loss_value
         for k in ("bce", "dice", "count"):
             acc[k] += parts[k]
         n_acc += 1
@@ -628,10 +737,18 @@ def train_shape_prior(model: ShapePriorModel, images: np.ndarray, masks: np.ndar
             if progress and (step % (log_every * 5) == 0 or step == steps):
                 print(f"step {step:5d}/{steps}  loss {hist['loss'][-1]:.3f}  bce {hist['bce'][-1]:.3f}  "
                       f"dice {hist['dice'][-1]:.3f}  (sum p(z) - K)^2 {hist['count'][-1]:.1f}  "
-                      f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+                      f"[{seconds + time.perf_counter() - t0:.0f} s]", flush=True)
             acc = {k: 0.0 for k in acc}
             n_acc = 0
-    hist["seconds"] = time.perf_counter() - t0
+        if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == steps):
+            seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _save_shape_prior_checkpoint(checkpoint_dir, step, model, opt, sched, scaler, gen, hist, acc,
+                                         n_acc, seconds, **run)
+        if callback is not None:
+            callback(step, loss_value)
+    hist["seconds"] = seconds + time.perf_counter() - t0
+    hist["resumed_from"] = start
     model.eval()
     return hist
 
@@ -816,3 +933,13 @@ def evaluate_instances(gt_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
     f1 = record["f1"]
     return {"iou": iou, "dice": dice, "f1_05": f1["0.5"], "f1_mean": float(np.mean(list(f1.values()))),
             "f1": dict(f1), "record": record}
+
+
+def _register_cost_model() -> None:
+    """Let :mod:`islteach.cost` count this chapter's network (shared modules never import chapter modules)."""
+    from . import cost
+
+    cost.BUILDERS["shape_prior"] = ShapePriorModel
+
+
+_register_cost_model()

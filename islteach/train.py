@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,10 +179,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 
 def load_checkpoint(checkpoint_dir) -> dict | None:
-    """The last checkpoint written by :func:`fit` in ``checkpoint_dir`` (``None`` if none)."""
+    """The last checkpoint written by :func:`fit` in ``checkpoint_dir`` (``None`` if none).
+
+    Temporary files left by a process killed while it wrote a checkpoint (``.last.tmp<pid>.pt``,
+    see :func:`islteach.provenance.atomic_path`) are removed: they are never complete.
+    """
     import torch
 
     path = Path(checkpoint_dir) / CHECKPOINT_NAME
+    for stale in Path(checkpoint_dir).glob(f".{path.stem}.tmp*{path.suffix}"):
+        stale.unlink(missing_ok=True)
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=False)
@@ -383,14 +388,9 @@ class _Progress:
     def __init__(self, enabled: bool, start: int, steps: int):
         self.bar = None
         if enabled and start < steps:
-            from .provenance import in_colab
+            from .provenance import progress
 
-            if in_colab():  # a live notebook widget; elsewhere plain text, which a built book can show
-                from tqdm.auto import tqdm
-            else:
-                from tqdm import tqdm
-            self.bar = tqdm(total=steps, initial=start, desc="training", unit="step", file=sys.stdout,
-                            mininterval=1.0 if in_colab() else 10.0, ascii=not in_colab())
+            self.bar = progress(steps, "training", "step", initial=start)
 
     def update(self, loss: float, val=None) -> None:
         if self.bar is None:

@@ -42,7 +42,6 @@ import copy
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -272,10 +271,9 @@ def learning_curve(run_point, *, inits, n_values, seeds, cache_dir=None, config=
     cache = Path(cache_dir) if cache_dir is not None else None
 
     points = [(init, n, seed) for n in n_values for seed in seeds for init in inits]
-    from tqdm.auto import tqdm
+    from .provenance import progress as _progress
 
-    bar = tqdm(total=len(points), desc=desc, unit="point", file=sys.stdout, disable=not progress,
-               dynamic_ncols=True)
+    bar = _progress(len(points), desc, "point", enabled=progress)
     records, todo, stale = [None] * len(points), [], 0
     try:
         for k, (init, n, seed) in enumerate(points):

@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     expected = {}
     try:
         sys.path.insert(0, str(ROOT))
+        import islteach.shape_prior  # noqa: F401  (registers chapter 5's network with the cost model)
         from islteach import cost
 
         expected = cost.expected_minutes(env["ISLTEACH_PROFILE"], device_class=cost.device_class_of(gpu))

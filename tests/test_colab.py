@@ -134,3 +134,21 @@ def test_drive_switch_does_nothing_outside_colab(monkeypatch, capsys):
     assert provenance.use_drive() is None
     assert "not on Colab" in capsys.readouterr().out
     assert "ISLTEACH_RESULTS_DIR" not in __import__("os").environ
+
+
+def test_progress_is_one_line_where_nobody_watches(capsys):
+    """In an executed notebook (the book build) a bar would freeze at 0 % or print a screen of updates."""
+    from islteach.provenance import progress
+
+    bar = progress(5, "training", "step")
+    for _ in range(5):
+        bar.update(1)
+    bar.set_postfix({"loss": "0.1000"})
+    bar.close()
+    bar.close()  # idempotent
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("training: 5/5 steps in ") and "loss 0.1000" in out
+    quiet = progress(3, "x", enabled=False)
+    quiet.update(3)
+    quiet.close()
+    assert capsys.readouterr().out == ""

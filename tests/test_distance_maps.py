@@ -162,6 +162,85 @@ def test_random_fpn2ws_encoder_is_never_frozen():
     assert h.frozen_steps == 0
 
 
+# ------------------------------------------------------------------------ checkpoints
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _curves(h):
+    return (h.step, h.loss, h.lr, h.val_step, h.val)
+
+
+def _bonte_run(steps, checkpoint_dir=None, **kw):
+    field = make_field(64, seed=3)
+    ds = I.instance_dataset([normalize_percentile(field["dapi"])], [field["nuclei"]], "bonte",
+                            crop_size=32, n_crops=3, seed=1)
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1))
+    h = I.train_bonte(m, ds, steps=steps, alpha=1.0, batch_size=2, lr=3e-3, seed=5, progress=False,
+                      device="cpu", checkpoint_dir=checkpoint_dir, checkpoint_every=2, **kw)
+    return m, h
+
+
+def test_bonte_training_continued_from_its_checkpoint_equals_one_longer_run(tmp_path):
+    ref, h_ref = _bonte_run(4)
+    _bonte_run(3, tmp_path)  # checkpoints at steps 2 and 3
+    m, h = _bonte_run(4, tmp_path)
+    assert h.resumed_from == 3
+    assert _same_weights(m, ref) and _curves(h) == _curves(h_ref)
+    # a rerun after the finished training loads its checkpoint: same model and history, no step trained
+    seen = []
+    again, h2 = _bonte_run(4, tmp_path, callback=lambda s, l: seen.append(s))
+    assert seen == [] and h2.resumed_from == 4
+    assert _same_weights(again, ref) and _curves(h2) == _curves(h_ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+class _TinyFPN(torch.nn.Module):
+    """A stand-in for one FPN of FPN2-WS: an ``encoder`` and a sigmoid head (fast on a CPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.head(torch.relu(self.encoder(x))))
+
+
+def _fpn_run(steps, checkpoint_dir=None, **kw):
+    field = make_field(64, seed=3)
+    ds = I.instance_dataset([normalize_percentile(field["dapi"])], [field["nuclei"]], "fpn2ws",
+                            crop_size=32, n_crops=3, seed=1)
+    torch.manual_seed(0)
+    m = I.FPN2WS(_TinyFPN(), _TinyFPN())  # the module fpn2ws_model builds, with tiny networks
+    m.islteach_init = "imagenet"  # pretend it is pretrained: the encoders are frozen for 2 steps
+    h = I.train_fpn2ws(m, ds, steps=steps, freeze_steps=2, batch_size=2, seed=5, progress=False,
+                       device="cpu", checkpoint_dir=checkpoint_dir, checkpoint_every=1, **kw)
+    return m, h
+
+
+def test_fpn2ws_resumes_inside_and_after_the_frozen_phase_like_an_uninterrupted_run(tmp_path):
+    ref, h_ref = _fpn_run(3)
+    assert h_ref.frozen_steps == 2
+
+    def crash(step, loss):
+        if step == 1:
+            raise RuntimeError("simulated disconnect")
+
+    with pytest.raises(RuntimeError, match="disconnect"):  # checkpoint at step 1: encoders still frozen
+        _fpn_run(3, tmp_path / "inside", callback=crash)
+    m, h = _fpn_run(3, tmp_path / "inside")
+    assert h.resumed_from == 1 and h.frozen_steps == 2
+    assert _same_weights(m, ref) and _curves(h) == _curves(h_ref)
+    _fpn_run(2, tmp_path / "after")  # finished at step 2, the end of the frozen phase
+    m, h = _fpn_run(3, tmp_path / "after")  # continued: the encoders must train again
+    assert h.resumed_from == 2
+    assert _same_weights(m, ref) and _curves(h) == _curves(h_ref)
+    assert all(p.requires_grad for p in m.parameters())
+
+
 # ------------------------------------------------------------------ post-processing / eval
 def test_true_maps_give_back_the_true_instances_with_both_recipes():
     lab = _two_touching_squares()

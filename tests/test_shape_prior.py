@@ -297,3 +297,58 @@ def test_renamed_arguments_encoder_name_crop_size_and_lr_as_the_one_cycle_peak()
     hist = sp.train_shape_prior(model, x, x > 0, None, steps=10, batch_size=2, lr=0.05, alpha=0.0,
                                 device="cpu", log_every=1, progress=False)
     assert max(hist["lr"]) == pytest.approx(0.05) and hist["lr"][0] < 0.05
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _tiny_shape_run(steps, checkpoint_dir=None, callback=None, checkpoint_every=4, **kw):
+    torch.manual_seed(0)
+    images, labels = _synthetic_discs(6, seed=2)
+    counts = np.array([sp.count_instances(lab) for lab in labels])
+    model = sp.ShapePriorModel(encoder_name="tiny", encoder_weights=None)
+    hist = sp.train_shape_prior(model, images, labels > 0, counts, steps=steps, batch_size=2, lr=0.05,
+                                alpha=0.01, seed=3, device="cpu", log_every=5, progress=False,
+                                checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                                callback=callback, **kw)
+    return model, hist
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _curves(hist):
+    return {k: v for k, v in hist.items() if k not in ("seconds", "resumed_from")}
+
+
+def test_training_interrupted_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):
+    ref_model, ref_hist = _tiny_shape_run(12)
+
+    def crash(step, loss):
+        if step == 6:
+            raise RuntimeError("simulated disconnect")
+
+    with pytest.raises(RuntimeError, match="disconnect"):
+        _tiny_shape_run(12, tmp_path, callback=crash)  # checkpoint at step 4, inside a log window of 5
+    ck = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["n_acc"] == 4 and "generator" in ck and ck["scaler"] is None
+    model, hist = _tiny_shape_run(12, tmp_path)
+    assert hist["resumed_from"] == 4
+    assert _same_weights(model, ref_model)
+    assert _curves(hist) == _curves(ref_hist)
+    # a rerun after the finished training loads the final checkpoint and trains nothing
+    seen = []
+    again, hist2 = _tiny_shape_run(12, tmp_path, callback=lambda s, l: seen.append(s))
+    assert seen == [] and hist2["resumed_from"] == 12
+    assert _same_weights(again, ref_model) and _curves(hist2) == _curves(ref_hist)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left
+
+
+def test_resuming_refuses_another_number_of_steps_and_bad_checkpoint_arguments(tmp_path):
+    _tiny_shape_run(4, tmp_path)
+    with pytest.raises(ValueError, match="steps"):
+        _tiny_shape_run(8, tmp_path)
+    _tiny_shape_run(8, tmp_path, resume=False)  # starts over, overwrites the checkpoint
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["steps"] == 8
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        _tiny_shape_run(4, tmp_path, checkpoint_every=0)

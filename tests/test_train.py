@@ -282,3 +282,10 @@ def test_train_image_to_image_takes_one_image_or_a_list_and_names_a_bad_argument
         train_image_to_image(np.zeros((40, 40), np.float32), xs[0][:1], **kw)
     with pytest.raises(ValueError, match="as many images"):
         train_image_to_image(xs, [xs[0][:1]], **kw)
+
+
+def test_load_checkpoint_removes_the_half_written_file_of_a_killed_process(tmp_path):
+    stale = tmp_path / ".last.tmp99999.pt"
+    stale.write_bytes(b"half a checkpoint")
+    assert load_checkpoint(tmp_path) is None
+    assert not stale.exists()
