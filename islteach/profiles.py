@@ -273,7 +273,8 @@ SMOKE_VAR = "ISLTEACH_SMOKE"
 SMOKE = {
     "ch1": {"steps": 2, "steps_map2": 2, "steps_sephace": 2, "val_every": 1, "checkpoint_every": 1},
     "ch2": {"train_images": 4, "n_epochs": 1, "nimg_per_epoch": 2, "test_images": 2},
-    "ch3": {"seeds": [0], "synth_test_fields": 2, "synth_eval_fields": 2,
+    # the synthetic N list stops at 50: zero-shot scoring of a 500-field pool alone takes minutes on a CPU
+    "ch3": {"seeds": [0], "synth_test_fields": 2, "synth_eval_fields": 2, "synth_n_values": [1, 10, 50],
             "synth_pretext": {"n_fields": 4, "steps": 2},
             "synth_finetune": {"steps": 2, "eval_every": 1, "n_last": 1},
             "isl_finetune": {"steps": 2, "eval_every": 1, "n_last": 1}},
