@@ -269,7 +269,7 @@ def expected_minutes(profile: str, device_class: str = "t4") -> dict:
     from .notebooks import CHAPTERS
     from .profiles import get_profile
 
-    p = get_profile(profile)
+    p = get_profile(profile, smoke=False)
     out = {}
     for i, stem in enumerate(CHAPTERS, 1):
         sizes = getattr(p, f"ch{i}").as_dict()

@@ -342,12 +342,15 @@ def default_profile_name() -> str:
     return "colab" if cuda_available() else "quick"
 
 
-def get_profile(name: str | None = None) -> Profile:
+def get_profile(name: str | None = None, smoke: bool | None = None) -> Profile:
     """Return the run sizes for profile ``name`` (default: :func:`default_profile_name`).
 
     Parameters
     ----------
     name : {"quick", "colab", "paper"}, optional
+    smoke : bool, optional
+        Apply the smoke switch (:data:`SMOKE`); default: ``$ISLTEACH_SMOKE``. Pass False for the
+        profile's real sizes, e.g. to estimate its cost during a smoke run.
 
     Returns
     -------
@@ -359,7 +362,7 @@ def get_profile(name: str | None = None) -> Profile:
         name = default_profile_name()
     if not isinstance(name, str) or name not in PROFILE_NAMES:
         raise ValueError(f"name must be one of {PROFILE_NAMES}, got {name!r}")
-    smoke = smoke_enabled()
+    smoke = smoke_enabled() if smoke is None else bool(smoke)
     sections = {key: Section(**(_smoke(table[name], SMOKE.get(key, {})) if smoke else table[name]))
                 for key, table in _SECTIONS.items()}
     return Profile(name=name, smoke=smoke, **COMMON[name], **sections)
