@@ -568,7 +568,7 @@ def _resume_shape_prior(checkpoint_dir, model, opt, sched, scaler, gen, *, steps
 
     Returns ``(step, hist, acc, n_acc, seconds)``; ``None`` when there is no checkpoint.
     """
-    from .train import CHECKPOINT_NAME, _set_rng_state, load_checkpoint
+    from .train import CHECKPOINT_NAME, load_checkpoint, restore_training_state
 
     ck = load_checkpoint(checkpoint_dir)
     if ck is None:
@@ -584,12 +584,7 @@ def _resume_shape_prior(checkpoint_dir, model, opt, sched, scaler, gen, *, steps
     if ck.get("seed") != seed or ck.get("batch_size") != batch_size:
         print(f"Note: checkpoint {where} was written with seed={ck.get('seed')}, "
               f"batch_size={ck.get('batch_size')}; continuing with seed={seed}, batch_size={batch_size}.")
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    sched.load_state_dict(ck["scheduler"])
-    if scaler.is_enabled() and ck.get("scaler"):
-        scaler.load_state_dict(ck["scaler"])
-    _set_rng_state(ck["rng"])
+    restore_training_state(ck, model, opt, sched, scaler)
     gen.set_state(ck["generator"])
     step = int(ck["step"])
     print(f"Resuming from checkpoint {where} at step {step}/{steps}.")

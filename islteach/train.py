@@ -348,6 +348,16 @@ def save_checkpoint(checkpoint_dir, step: int, model, opt, sched, scaler, train_
     }, Path(checkpoint_dir) / CHECKPOINT_NAME)
 
 
+def restore_training_state(ck: dict, model, opt, sched, scaler) -> None:
+    """Load a checkpoint's model, optimiser, scheduler, AMP scaler and RNG states (every loop resumes so)."""
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    if scaler.is_enabled() and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    _set_rng_state(ck["rng"])
+
+
 def resume_from(checkpoint_dir, model, opt, sched, scaler, train_set, *, steps: int, seed: int,
                 batch_size: int) -> tuple[History, int]:
     """Restore the last checkpoint in ``checkpoint_dir`` (model, optimiser, RNGs ...), if there is one.
@@ -363,12 +373,7 @@ def resume_from(checkpoint_dir, model, opt, sched, scaler, train_set, *, steps: 
     if ck is None:
         return History(), 0
     ckpt_dir = Path(checkpoint_dir)
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    sched.load_state_dict(ck["scheduler"])
-    if scaler.is_enabled() and ck.get("scaler"):
-        scaler.load_state_dict(ck["scaler"])
-    _set_rng_state(ck["rng"])
+    restore_training_state(ck, model, opt, sched, scaler)
     if ck.get("dataset") is not None and hasattr(train_set, "load_state_dict"):
         train_set.load_state_dict(ck["dataset"])
     history = History.from_dict(ck["history"])

@@ -47,15 +47,17 @@ class Spec:
     moves_values: bool = False  # True: only copies/reshapes values, so NaN/inf in gives NaN/inf out correctly
 
 
+def _label_pair(name, fn, a="y_true", b="y_pred"):
+    """The Spec of a function of two label images (the truth and a prediction)."""
+    return Spec(name, fn, lambda: {a: LAB, b: LAB2}, {a: "labels", b: "labels"})
+
+
 SPECS = [
     Spec("metrics.pcc", metrics.pcc, lambda: dict(x=IMG, y=IMG2), {"x": "image", "y": "image"}),
     Spec("metrics.iou", metrics.iou, lambda: dict(x=MASK, y=LAB2 > 0), {"x": "mask", "y": "mask"}),
-    Spec("metrics.matching", metrics.matching, lambda: dict(y_true=LAB, y_pred=LAB2),
-         {"y_true": "labels", "y_pred": "labels"}),
-    Spec("metrics.mean_ap", metrics.mean_ap, lambda: dict(y_true=LAB, y_pred=LAB2),
-         {"y_true": "labels", "y_pred": "labels"}),
-    Spec("metrics.match_pairs", metrics.match_pairs, lambda: dict(y_true=LAB, y_pred=LAB2),
-         {"y_true": "labels", "y_pred": "labels"}),
+    _label_pair("metrics.matching", metrics.matching),
+    _label_pair("metrics.mean_ap", metrics.mean_ap),
+    _label_pair("metrics.match_pairs", metrics.match_pairs),
     Spec("postprocess.relabel_sequential", postprocess.relabel_sequential, lambda: dict(labels=LAB * 3),
          {"labels": "labels"}, nd=True),
     Spec("postprocess.remove_small_objects", postprocess.remove_small_objects,
@@ -79,12 +81,9 @@ SPECS = [
     Spec("groundtruth.labels_to_mask", groundtruth.labels_to_mask, lambda: dict(labels=LAB), {"labels": "labels"}),
     Spec("groundtruth.labels_to_distance", groundtruth.labels_to_distance, lambda: dict(labels=LAB),
          {"labels": "labels"}),
-    Spec("metrics.error_objects", metrics.error_objects, lambda: dict(y_true=LAB, y_pred=LAB2),
-         {"y_true": "labels", "y_pred": "labels"}),
-    Spec("metrics.best_iou_per_object", metrics.best_iou_per_object, lambda: dict(y_true=LAB, y_pred=LAB2),
-         {"y_true": "labels", "y_pred": "labels"}),
-    Spec("metrics.score_record", metrics.score_record, lambda: dict(ys_true=LAB, ys_pred=LAB2),
-         {"ys_true": "labels", "ys_pred": "labels"}),
+    _label_pair("metrics.error_objects", metrics.error_objects),
+    _label_pair("metrics.best_iou_per_object", metrics.best_iou_per_object),
+    _label_pair("metrics.score_record", metrics.score_record, "ys_true", "ys_pred"),
     Spec("shape_prior.count_instances", shape_prior.count_instances, lambda: dict(labels=LAB), {"labels": "labels"}),
     Spec("shape_prior.evaluate_instances", shape_prior.evaluate_instances,
          lambda: dict(gt_labels=LAB[None], pred_labels=LAB2[None]), {"gt_labels": "labels", "pred_labels": "labels"}),
