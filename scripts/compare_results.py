@@ -5,7 +5,7 @@ Usage: python scripts/compare_results.py OLD_DIR NEW_DIR   (e.g. ../ci-base/resu
 Timings, paths and the provenance panel are left out. A pure refactor must print "0 differ" and
 "0 numbers lost" for every chapter (renamed keys show as "found under new keys").
 """
-import json, math, re, sys
+import json, re, sys
 from pathlib import Path
 
 TIMING = re.compile(r"(second|time|_s$|elapsed|provenance|model_files|path|/tmp|wall)", re.I)
