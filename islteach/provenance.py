@@ -197,8 +197,19 @@ def env_report(profile: Profile | None = None, files=None, hashes=None) -> dict:
     }
 
 
-def format_report(report: dict) -> str:
-    """A compact, human-readable panel of :func:`env_report`'s dict."""
+def format_short(report: dict) -> str:
+    """The two lines a chapter prints when it starts: profile, seed, device and how many data files were verified.
+
+    The full panel (versions, every file's sha256) is :func:`show_provenance`, at the end of the chapter.
+    """
+    n = len(report.get("files_sha256") or {})
+    return (f"profile : {report['profile']}   seed : {report['seed']}   device : {report['device']}"
+            + (f" ({report['gpu']})" if report.get("gpu") else "")
+            + (f"\ndata    : {n} files, sha256 verified (listed in the provenance block at the end)" if n else ""))
+
+
+def format_report(report: dict, max_files: int | None = 8) -> str:
+    """A compact, human-readable panel of :func:`env_report`'s dict (``max_files=None``: list every file)."""
     v = report["versions"]
     versions = ", ".join(f"{k} {val}" for k, val in v.items() if val is not None)
     lines = [
@@ -211,12 +222,13 @@ def format_report(report: dict) -> str:
     hashes = report.get("files_sha256") or {}
     if hashes:
         lines.append(f"data files ({len(hashes)}):")
-        for name, digest in list(hashes.items())[:8]:
+        shown = len(hashes) if max_files is None else max_files
+        for name, digest in list(hashes.items())[:shown]:
             short = name if len(name) <= 60 else name.split("/")[0] + "/…" + name[-(58 - len(name.split("/")[0])):]
             lines.append(f"  {digest[:16]}…  {short}")
-        if len(hashes) > 8:
+        if len(hashes) > shown:
             combined = hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()
-            lines.append(f"  … and {len(hashes) - 8} more (combined sha256 {combined[:16]}…)")
+            lines.append(f"  … and {len(hashes) - shown} more (combined sha256 {combined[:16]}…)")
     return "\n".join(lines)
 
 
@@ -357,7 +369,8 @@ def setup_chapter(chapter: str, datasets=(), files=None, profile: str | None = N
     _STARTED[chapter] = time.perf_counter()
     _CURRENT[chapter] = report
     print(f"islteach — {chapter}")
-    print(format_report(report))
+    print(format_short(report))
+    _record_cell_times(chapter, p.name)
     if getattr(p, "smoke", False):
         print(f"SMOKE RUN ($ISLTEACH_SMOKE): the {p.name} profile's code paths with a few steps, one seed and "
               "small evaluation sets. Its numbers mean nothing; results go to "
@@ -391,6 +404,64 @@ def _inline_figures() -> None:
 
 _CURRENT: dict = {}
 _STARTED: dict = {}
+
+
+def show_provenance(chapter: str) -> None:
+    """The provenance block at the end of a chapter: date, profile, seed, device, versions and every data file's sha256.
+
+    Chapters call it in a cell tagged ``[remove-input, hide-output]``, so the built book shows it
+    collapsed. It is the panel that :func:`setup_chapter` recorded (and :func:`save_results` wrote).
+    """
+    report = _CURRENT.get(chapter)
+    if report is None:
+        raise RuntimeError(f"chapter {chapter!r}: call setup_chapter({chapter!r}, ...) first")
+    import time
+
+    elapsed = time.perf_counter() - _STARTED.get(chapter, time.perf_counter())
+    print(f"islteach — {chapter}, run {report['date_utc']}, {elapsed / 60:.1f} min so far")
+    print(format_report(report, max_files=None))
+
+
+def timings_path(chapter: str, profile: str | None = None) -> Path:
+    """Where :func:`setup_chapter` records the wall time of each executed code cell of ``chapter``."""
+    return results_dir(profile) / "timings" / f"{chapter}.json"
+
+
+def _record_cell_times(chapter: str, profile: str) -> None:
+    """In a notebook kernel, write ``[seconds of code cell 1, 2, ...]`` (in execution order) after every cell.
+
+    The instructor page maps the cells to the chapter's sections. The file is rewritten
+    atomically after each cell; outside IPython nothing is recorded.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    import time
+
+    path = timings_path(chapter, profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"chapter": chapter, "profile": profile, "first_cell": ip.execution_count, "cells": []}
+    clock = {"t": time.perf_counter()}
+
+    def pre(*_args):
+        clock["t"] = time.perf_counter()
+
+    def post(result=None):
+        state["cells"].append(round(time.perf_counter() - clock["t"], 2))
+        atomic_write_bytes(path, json.dumps(state).encode())
+
+    for name, fn in list(getattr(ip, "_islteach_timers", {}).items()):
+        try:
+            ip.events.unregister(name, fn)
+        except ValueError:
+            pass
+    ip._islteach_timers = {"pre_run_cell": pre, "post_run_cell": post}
+    ip.events.register("pre_run_cell", pre)
+    ip.events.register("post_run_cell", post)
 
 
 def results_dir(profile: str | None = None) -> Path:

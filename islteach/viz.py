@@ -145,6 +145,70 @@ def glue(name: str, value, display: bool = False):
     return None
 
 
+class Table:
+    """A table that notebooks and the built book show as a table (HTML), and a terminal as aligned text.
+
+    Made by :func:`show_table`; ``rows`` and ``columns`` stay available for tests.
+    """
+
+    def __init__(self, rows, columns, caption=None, floatfmt="{:.3f}"):
+        columns = [str(c) for c in columns]
+        rows = [list(r) for r in rows]
+        for i, r in enumerate(rows):
+            if len(r) != len(columns):
+                raise ValueError(f"rows[{i}] has {len(r)} cells, expected {len(columns)} (one per column)")
+        self.columns, self.rows, self.caption, self.floatfmt = columns, rows, caption, floatfmt
+
+    def _cell(self, v) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, (float, np.floating)):
+            return "–" if not np.isfinite(v) else self.floatfmt.format(float(v))
+        return str(v)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._cell(v))}</td>" for v in r) + "</tr>"
+                       for r in self.rows)
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return (f'<table class="table islteach-table">{cap}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")
+
+    def __repr__(self) -> str:
+        cells = [self.columns] + [[self._cell(v) for v in r] for r in self.rows]
+        widths = [max(len(row[j]) for row in cells) for j in range(len(self.columns))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return ((self.caption + "\n") if self.caption else "") + "\n".join(lines)
+
+
+def show_table(rows, columns, caption=None, floatfmt="{:.3f}") -> None:
+    """Display ``rows`` (lists of cells, one per column) under ``columns`` as a real table.
+
+    In a notebook and in the built book it is an HTML table (never Markdown text printed as a
+    string); elsewhere it prints aligned text. Floats use ``floatfmt``, ``None`` and NaN show
+    as "–". Returns None, so that a call at the end of a cell does not show the table twice
+    (:class:`Table` builds the same table without showing it).
+
+    Examples
+    --------
+    >>> t = show_table([["Bonte", 0.8812]], ["method", "F1@0.7"])  # doctest: +SKIP
+    """
+    table = Table(rows, columns, caption=caption, floatfmt=floatfmt)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(table)
+    else:
+        print(repr(table))
+    return None
+
+
 # --- Chapter 4: distance maps ----------------------------------------------------------------
 def plot_f1_vs_iou(curves, ax=None, title=None, marks=(0.7, 0.9)):
     """F1 score against the IoU threshold of the matching, one line per method.
