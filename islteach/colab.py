@@ -103,10 +103,12 @@ SETUP_CELL = _SETUP_TEMPLATE.format(protected=_py_list(PROTECTED), spec=install_
                                     extra=_py_list(COLAB_EXTRA))
 
 
-def colab_url(chapter_stem: str) -> str:
-    """The 'Open in Colab' address of the generated notebook ``notebooks/<chapter_stem>.ipynb``."""
+def colab_url(chapter_stem: str, student: bool = False) -> str:
+    """The 'Open in Colab' address of ``notebooks/<chapter_stem>.ipynb`` (with solutions) or,
+    with ``student=True``, of the exercise version ``notebooks/student/<chapter_stem>.ipynb``."""
     repo = REPO_URL.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/notebooks/{chapter_stem}.ipynb"
+    folder = "notebooks/student" if student else "notebooks"
+    return f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/{folder}/{chapter_stem}.ipynb"
 
 
 def badge_markdown(chapter_stem: str) -> str:

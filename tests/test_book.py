@@ -27,7 +27,7 @@ def test_chapter_starts_with_the_shared_setup_cell_and_a_colab_badge(stem):
     assert code[0].source.strip() == SETUP_CELL.strip(), "cell 1 must be islteach.colab.SETUP_CELL"
     assert "setup_chapter(" in code[1].source, "cell 2 must call islteach.provenance.setup_chapter"
     head = "\n".join(c.source for c in nb.cells[:2])
-    assert colab_url(stem) in head
+    assert colab_url(stem) in head and colab_url(stem, student=True) in head
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

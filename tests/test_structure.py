@@ -47,3 +47,33 @@ def test_no_upward_or_sideways_imports(module):
     else:
         bad = {c for c in chapters if c != module and (module, c) not in ALLOWED}
         assert not bad, f"chapter module {module} imports another chapter's module {sorted(bad)}"
+
+
+CHECKS_PKG = PKG / "checks"
+
+
+def test_no_module_imports_the_exercise_checks():
+    """islteach.checks is the top layer (it tests learners' code against the chapter modules): nothing below imports it."""
+    for module in MODULES:
+        assert "checks" not in _imports(PKG / f"{module}.py"), f"{module} imports islteach.checks"
+
+
+@pytest.mark.parametrize("path", sorted(CHECKS_PKG.glob("ch*.py")), ids=lambda p: p.stem)
+def test_a_chapters_checks_use_only_its_own_chapter_module(path):
+    number = int(path.stem[2:])
+    own = {m for m, n in CHAPTER_MODULES.items() if n == number}
+    tree = ast.parse(path.read_text())
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if node.level == 2:
+                used.update([parts[0]] if parts[0] else [])
+            elif parts[0] == "islteach" and len(parts) > 1:
+                used.add(parts[1])
+            elif parts[0] == "islteach":
+                used.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            used.update(a.name.split(".")[1] for a in node.names if a.name.startswith("islteach."))
+    other = (used & set(CHAPTER_MODULES)) - own
+    assert not other, f"{path.name} uses another chapter's module {sorted(other)}"
