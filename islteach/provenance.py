@@ -485,6 +485,26 @@ def results_dir(profile: str | None = None) -> Path:
     return out
 
 
+def shown_path(path) -> str:
+    """``path`` as a chapter prints it: relative to the results or data folder, never a machine's absolute path.
+
+    ``results/quick/models/isl_dapi.pt`` (or ``$ISLTEACH_RESULTS_DIR/...`` / ``$ISLTEACH_DATA_DIR/...``
+    when those are set); any other path is shown by its name only.
+    """
+    path = Path(path)
+    roots = [("$ISLTEACH_RESULTS_DIR", os.environ.get("ISLTEACH_RESULTS_DIR")),
+             ("results", str(_repo_root() / "results")),
+             ("$ISLTEACH_DATA_DIR", os.environ.get("ISLTEACH_DATA_DIR"))]
+    for shown, root in roots:
+        if not root:
+            continue
+        try:
+            return f"{shown}/{path.resolve().relative_to(Path(root).resolve()).as_posix()}"
+        except ValueError:
+            continue
+    return path.name
+
+
 def _repo_root() -> Path:
     here = Path.cwd().resolve()
     for d in (here, *here.parents):

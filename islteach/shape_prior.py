@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .provenance import shown_path
+
 __all__ = [
     "ShapeMLP",
     "AffineEncoder",
@@ -49,6 +51,7 @@ __all__ = [
     "combine_instances",
     "render_mask",
     "shape_prior_loss",
+    "count_loss",
     "soft_dice_loss",
     "count_instances",
     "cut_patches",
@@ -445,6 +448,35 @@ def soft_dice_loss(pred: torch.Tensor, target: torch.Tensor, smooth: float = 1.0
     return (1 - (2 * inter + smooth) / (p.sum(1) + g.sum(1) + smooth)).mean()
 
 
+def count_loss(presence: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Costa et al.'s count loss ``(sum_i p(z_i) - K)^2``, averaged over the images of a batch.
+
+    Parameters
+    ----------
+    presence : Tensor (B, N)
+        Presence probabilities ``p(z_i)`` of the ``N`` candidate instances of each image.
+    counts : Tensor (B,)
+        Number of nuclei ``K`` per image (any numeric dtype).
+
+    Returns
+    -------
+    Tensor (scalar)
+        Differentiable with respect to ``presence``: ``d/dp(z_i) = 2 (sum_j p(z_j) - K) / B``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> float(count_loss(torch.tensor([[0.5, 0.5, 1.0]]), torch.tensor([3])))
+    1.0
+    """
+    if presence.ndim != 2:
+        raise ValueError(f"presence must have shape (B, N), got {tuple(presence.shape)}")
+    counts = torch.as_tensor(counts, device=presence.device).to(presence.dtype).reshape(-1)
+    if counts.shape[0] != presence.shape[0]:
+        raise ValueError(f"counts must have one entry per image ({presence.shape[0]}), got {counts.shape[0]}")
+    return ((presence.sum(1) - counts) ** 2).mean()
+
+
 def shape_prior_loss(mask: torch.Tensor, target: torch.Tensor, presence: torch.Tensor | None = None,
                      counts: torch.Tensor | None = None, alpha: float = 1e-2) -> tuple[torch.Tensor, dict]:
     """Costa et al.'s loss: ``BCE + soft Dice`` on the image mask ``+ alpha * (sum_i p(z_i) - K)^2``.
@@ -486,10 +518,7 @@ def shape_prior_loss(mask: torch.Tensor, target: torch.Tensor, presence: torch.T
     total = bce + dice
     cnt = torch.zeros((), device=mask.device)
     if counts is not None and presence is not None:
-        counts = counts.to(presence.dtype).view(-1)
-        if counts.shape[0] != presence.shape[0]:
-            raise ValueError(f"counts must have one entry per image ({presence.shape[0]}), got {counts.shape[0]}")
-        cnt = ((presence.sum(1) - counts) ** 2).mean()
+        cnt = count_loss(presence, counts)
         if alpha > 0:
             total = total + alpha * cnt
     return total, {"bce": float(bce.detach()), "dice": float(dice.detach()), "count": float(cnt.detach())}
@@ -582,12 +611,12 @@ def _resume_shape_prior(checkpoint_dir, model, opt, sched, scaler, gen, *, steps
                          "one-cycle schedule spans the whole run, so it cannot be continued with another "
                          "length; use another checkpoint_dir or resume=False")
     if ck.get("seed") != seed or ck.get("batch_size") != batch_size:
-        print(f"Note: checkpoint {where} was written with seed={ck.get('seed')}, "
+        print(f"Note: checkpoint {shown_path(where)} was written with seed={ck.get('seed')}, "
               f"batch_size={ck.get('batch_size')}; continuing with seed={seed}, batch_size={batch_size}.")
     restore_training_state(ck, model, opt, sched, scaler)
     gen.set_state(ck["generator"])
     step = int(ck["step"])
-    print(f"Resuming from checkpoint {where} at step {step}/{steps}.")
+    print(f"Resuming from checkpoint {shown_path(where)} at step {step}/{steps}.")
     return step, {k: list(v) for k, v in ck["history"].items()}, dict(ck["acc"]), int(ck["n_acc"]), \
         float(ck.get("seconds", 0.0))
 

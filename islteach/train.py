@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .provenance import shown_path
+
 __all__ = ["History", "fit", "draw_batch", "train_step", "save_checkpoint", "resume_from", "train_image_to_image",
            "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory"]
 
@@ -380,10 +382,10 @@ def resume_from(checkpoint_dir, model, opt, sched, scaler, train_set, *, steps: 
     start = int(ck["step"])
     history.resumed_from = start
     if ck.get("steps") != steps or ck.get("seed") != seed or ck.get("batch_size") != batch_size:
-        print(f"Note: checkpoint in {ckpt_dir} was written with steps={ck.get('steps')}, "
+        print(f"Note: checkpoint in {shown_path(ckpt_dir)} was written with steps={ck.get('steps')}, "
               f"seed={ck.get('seed')}, batch_size={ck.get('batch_size')}; continuing with "
               f"steps={steps}, seed={seed}, batch_size={batch_size}.")
-    print(f"Resuming from checkpoint {ckpt_dir / CHECKPOINT_NAME} at step {start}/{steps}.")
+    print(f"Resuming from checkpoint {shown_path(ckpt_dir / CHECKPOINT_NAME)} at step {start}/{steps}.")
     return history, start
 
 

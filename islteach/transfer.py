@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from .provenance import atomic_write_bytes as _atomic_write_bytes
+from .provenance import shown_path
 from .provenance import to_jsonable as _jsonable
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner",
     "INSTANCE_INITS", "instance_model", "InstancePointRunner", "gain_rows", "format_gains", "baseline_inits",
     "mean_metric", "verdict", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
+    "shifted_sigmoid", "summary_table", "gain_table", "spread_comparison", "legend_below", "add_error_key",
 ]
 
 #: Bonte et al.'s relative IoU gain of the ISL initialisation over ImageNet, in percent, per N.
@@ -849,12 +851,12 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
         try:
             model, meta = load_model(path, device=device)
             if meta.get("recipe") == json.loads(json.dumps(rec)):
-                print(f"Loaded the synthetic {target} pretext model from {path} "
+                print(f"Loaded the synthetic {target} pretext model from {shown_path(path)} "
                       f"(PCC {meta['pcc']:.3f} on {len(rec['eval_seeds'])} held-out fields).")
                 return model, meta
-            print(f"The synthetic pretext model at {path} was made with another recipe: retraining.")
+            print(f"The synthetic pretext model at {shown_path(path)} was made with another recipe: retraining.")
         except Exception as e:  # corrupt or incompatible file
-            print(f"Could not load {path} ({type(e).__name__}: {e}); retraining.")
+            print(f"Could not load {shown_path(path)} ({type(e).__name__}: {e}); retraining.")
     pool = synthetic_fields(rec["pretext_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
                             phase=rec["phase"], target=target)
     print(f"Training the synthetic {target} pretext model on {len(pool['x'])} fields "
@@ -875,7 +877,7 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     save_model(model, path, **meta)
     model.eval()
     meta["config"] = dict(model.islteach_config)
-    print(f"Saved it to {path}: PCC {meta['pcc']:.3f} on {len(pccs)} held-out fields, {seconds:.0f} s.")
+    print(f"Saved it to {shown_path(path)}: PCC {meta['pcc']:.3f} on {len(pccs)} held-out fields, {seconds:.0f} s.")
     return model, meta
 
 
@@ -1497,3 +1499,182 @@ def plot_examples(image, truth, predictions: dict, *, titles=None, threshold: fl
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# =============================================================================== chapter 3's page
+def shifted_sigmoid(x, shift: float = ISL_SHIFT):
+    r"""The logistic function centred at ``shift`` as a plain function: :math:`1 / (1 + e^{-(x - \mathrm{shift})})`.
+
+    The same as :class:`ShiftedSigmoid` (``shifted_sigmoid(x) == ShiftedSigmoid(0.5)(x)``), for
+    chapter 3's exercise: it keeps the tensor's shape and dtype and passes gradients through.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The network's raw output (for the ISL model: its predicted DAPI, around [0, 1]).
+    shift : float
+        Centre of the sigmoid; ``0`` gives the plain sigmoid.
+
+    Returns
+    -------
+    torch.Tensor
+        Probabilities in (0, 1), the shape of ``x``.
+
+    Examples
+    --------
+    >>> [round(float(v), 3) for v in shifted_sigmoid(torch.tensor([0.0, 0.5, 1.0]))]
+    [0.378, 0.5, 0.622]
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch tensor, got {type(x).__name__}")
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+        raise ValueError(f"shift must be a finite number, got {shift!r}")
+    return torch.sigmoid(x - float(shift))
+
+
+def summary_table(records, metric: str = "iou", digits: int = 3, labels=None) -> tuple:
+    """:func:`format_table` as ``(rows, columns)`` for :func:`islteach.viz.show_table`.
+
+    One row per N, one column per init holding ``mean ± sd (min–max)`` over its seeds.
+
+    Parameters
+    ----------
+    records : list of dict
+        From :func:`learning_curve`.
+    metric : str
+    digits : int
+    labels : dict, optional
+        Column title per init (default: the init names).
+
+    Returns
+    -------
+    rows : list of lists
+    columns : list of str
+
+    Examples
+    --------
+    >>> recs = [{"init": "a", "n": 1, "iou": 0.4}, {"init": "a", "n": 1, "iou": 0.6}]
+    >>> summary_table(recs)
+    ([['1', '0.500 ± 0.141 (0.400–0.600)']], ['N', 'a'])
+    """
+    rows = summarize(records, metric)
+    labels = labels or {}
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    ns = sorted({r["n"] for r in rows})
+    d = int(digits)
+    cell = {(r["init"], r["n"]): f"{r['mean']:.{d}f} ± {r['std']:.{d}f} ({r['min']:.{d}f}–{r['max']:.{d}f})"
+            for r in rows}
+    table = [[str(n)] + [cell.get((i, n), "–") for i in inits] for n in ns]
+    return table, ["N"] + [str(labels.get(i, i)) for i in inits]
+
+
+def gain_table(records, init: str = "isl", baseline: str = "random", metric: str = "iou") -> tuple:
+    """:func:`gain_rows` as ``(rows, columns)`` for :func:`islteach.viz.show_table`: per N, both means, our gain, the paper's.
+
+    Examples
+    --------
+    >>> recs = [{"init": "random", "n": 1, "iou": 0.5}, {"init": "isl", "n": 1, "iou": 0.6}]
+    >>> gain_table(recs)
+    ([[1, '0.500', '0.600', '+20.0 %', '+31.3 %']], ['N', 'random', 'isl', 'relative gain', 'paper (Bonte et al.)'])
+    """
+    rows = []
+    for r in gain_rows(records, init=init, baseline=baseline, metric=metric):
+        paper = "–" if r["paper_gain"] is None else f"{100 * r['paper_gain']:+.1f} %"
+        rows.append([r["n"], f"{r['baseline_mean']:.3f}", f"{r['init_mean']:.3f}", f"{100 * r['gain']:+.1f} %", paper])
+    return rows, ["N", baseline, init, "relative gain", "paper (Bonte et al.)"]
+
+
+def spread_comparison(records, init: str, baseline: str, n: int, metric: str = "iou") -> dict:
+    """Does ``init`` beat ``baseline`` at N = ``n`` by more than the spread over seeds?
+
+    The mean difference alone can come from one lucky seed; this compares the ranges of the
+    seeds: ``init`` is ``"above"`` when its worst seed is above the baseline's best one,
+    ``"below"`` when its best seed is below the baseline's worst one, else ``"overlapping"``.
+    With two or three seeds even separate ranges are weak evidence; overlapping ones are none.
+
+    Returns
+    -------
+    dict
+        ``word`` (``"above"``, ``"below"``, ``"overlapping"``, or ``"not run"`` when either init
+        has no record at that N), ``phrase`` (e.g. "above every seed of"), ``diff`` (difference
+        of the means), ``init_range`` and ``baseline_range`` ((min, max) or None), ``seeds``
+        (fewest seeds of the two).
+
+    Examples
+    --------
+    >>> recs = [{"init": i, "n": 1, "iou": v} for i, v in [("a", .5), ("a", .6), ("b", .3), ("b", .4)]]
+    >>> spread_comparison(recs, "a", "b", 1)["word"]
+    'above'
+    >>> spread_comparison(recs + [{"init": "b", "n": 1, "iou": .55}], "a", "b", 1)["phrase"]
+    'within the seed-to-seed spread of'
+    """
+    a = [float(r[metric]) for r in records if r["init"] == init and int(r["n"]) == int(n)]
+    b = [float(r[metric]) for r in records if r["init"] == baseline and int(r["n"]) == int(n)]
+    if not a or not b:
+        return {"word": "not run", "phrase": "not compared with", "diff": float("nan"),
+                "init_range": (min(a), max(a)) if a else None, "baseline_range": (min(b), max(b)) if b else None,
+                "seeds": min(len(a), len(b))}
+    if min(a) > max(b):
+        word, phrase = "above", "above every seed of"
+    elif max(a) < min(b):
+        word, phrase = "below", "below every seed of"
+    else:
+        word, phrase = "overlapping", "within the seed-to-seed spread of"
+    return {"word": word, "phrase": phrase, "diff": float(np.mean(a) - np.mean(b)),
+            "init_range": (min(a), max(a)), "baseline_range": (min(b), max(b)), "seeds": min(len(a), len(b))}
+
+
+def legend_below(fig, axes, fontsize: int = 8):
+    """Replace the legends of ``axes`` by one legend under the figure (no legend over the curves).
+
+    Entries with the same label are shown once, in order of first appearance. The figure grows
+    by the legend's height and the layout keeps room for a suptitle above.
+
+    Returns
+    -------
+    matplotlib Legend
+    """
+    entries: dict = {}
+    for ax in np.ravel(axes):
+        handles, labels = ax.get_legend_handles_labels()
+        for h, lab in zip(handles, labels):
+            entries.setdefault(lab, h)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    ncol = min(len(entries), 4) or 1
+    rows = math.ceil(len(entries) / ncol)
+    legend = fig.legend(list(entries.values()), list(entries), loc="lower center", ncol=ncol, fontsize=fontsize,
+                        frameon=False)
+    _room_below(fig, below_in=0.1 + 0.22 * rows)
+    return legend
+
+
+def _room_below(fig, below_in: float):
+    """Grow ``fig`` by ``below_in`` inches and lay it out with that room free at the bottom.
+
+    ``tight_layout`` keeps the suptitle (if any) clear of the panel titles by itself.
+    """
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + below_in)
+    fig.tight_layout(rect=(0, below_in / (h + below_in), 1, 1))
+
+
+def add_error_key(fig):
+    """Add the colour key of :func:`plot_examples` under its figure.
+
+    White: correct (true positive), red: false positive, blue: missed nucleus (false
+    negative), yellow: outline of the true nuclei. The figure grows by the key's height.
+
+    Returns
+    -------
+    matplotlib Legend
+    """
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=(1, 1, 1), edgecolor="0.5", label="correct (nucleus found)"),
+               Patch(facecolor=(1, 0.2, 0.2), label="false positive"),
+               Patch(facecolor=(0.2, 0.5, 1), label="missed (false negative)"),
+               Patch(facecolor="none", edgecolor=(1, 1, 0), lw=2, label="outline of the true nuclei")]
+    legend = fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    _room_below(fig, below_in=0.35)
+    return legend

@@ -16,6 +16,8 @@ Functions
 ---------
 isl_arrays, sephace_arrays
     Normalised inputs and targets plus training / validation / test masks.
+normalisation_stats, apply_normalisation, normalise_planes
+    Per-channel percentile normalisation measured inside a mask (the training area).
 train_virtual_staining
     The training recipe on any (inputs, target, masks) arrays
     (:func:`islteach.train.train_image_to_image` with a training mask).
@@ -23,8 +25,8 @@ train_isl_model, get_isl_model
     The chapter 1 model for the ISL field (train, or load what chapter 1 saved).
 pixel_linear_baseline
     A per-pixel linear model on the same planes: what needs no spatial context.
-region_pcc, tile_pccs
-    Pearson correlation over a region and per tile.
+region_pcc, tile_pccs, tile_fraction_above
+    Pearson correlation over a region and per tile; the share of bright pixels per tile.
 """
 from __future__ import annotations
 
@@ -34,11 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from . import data as _data
+from .provenance import shown_path
 
 __all__ = [
     "ISL_VAL_REGION", "SEPHACE_VAL_REGION", "ISL_TARGETS", "normalisation_stats", "apply_normalisation",
     "isl_arrays", "sephace_arrays", "train_virtual_staining", "train_isl_model", "get_isl_model",
     "isl_model_path", "ISL_RECIPE_KEYS", "pixel_linear_baseline", "region_pcc", "tile_pccs", "predict_region",
+    "normalise_planes", "tile_fraction_above",
 ]
 
 #: Validation block of the ISL field (above the test quadrant), excluded from training. Chosen
@@ -91,6 +95,36 @@ def apply_normalisation(stack, stats: dict) -> np.ndarray:
     if len(lo) != stack.shape[0]:
         raise ValueError(f"stats are for {len(lo)} channels, stack has {stack.shape[0]}")
     return ((stack - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
+
+
+def normalise_planes(stack, mask=None, pmin: float = PMIN, pmax: float = PMAX) -> np.ndarray:
+    """Map the ``pmin`` / ``pmax`` percentiles of each channel, measured inside ``mask``, to 0 / 1.
+
+    :func:`normalisation_stats` followed by :func:`apply_normalisation`: what
+    :func:`isl_arrays` does to the phase planes and the target (with ``mask`` = the training
+    area). Values outside the percentile range are kept (not clipped).
+
+    Parameters
+    ----------
+    stack : (C, H, W) or (H, W) array
+    mask : (H, W) bool array, optional
+        Pixels whose values set the percentiles (default: all).
+    pmin, pmax : float
+        Percentiles in [0, 100].
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, (C, H, W).
+
+    Examples
+    --------
+    >>> x = np.arange(100.0).reshape(1, 10, 10)
+    >>> y = normalise_planes(x, pmin=0, pmax=100)
+    >>> float(y.min()), float(y.max())
+    (0.0, 1.0)
+    """
+    return apply_normalisation(stack, normalisation_stats(stack, mask, pmin=pmin, pmax=pmax))
 
 
 def _check_planes(planes, n):
@@ -208,6 +242,28 @@ def tile_pccs(pred, target, tile: int = 128) -> np.ndarray:
             sl = (slice(i * tile, (i + 1) * tile), slice(j * tile, (j + 1) * tile))
             out[i, j] = pcc(pred[sl], target[sl])
     return out
+
+
+def tile_fraction_above(image, threshold: float = 0.5, tile: int = 128) -> np.ndarray:
+    """Share of the pixels above ``threshold`` in every ``tile x tile`` tile, on the grid of :func:`tile_pccs`.
+
+    On a normalised DAPI image (0 to 1) with ``threshold=0.5`` it is the share of bright
+    nucleus pixels per tile: tiles with none are mostly background.
+
+    Examples
+    --------
+    >>> img = np.zeros((256, 256)); img[:128, :64] = 1.0
+    >>> tile_fraction_above(img, 0.5, tile=128).tolist()
+    [[0.5, 0.0], [0.0, 0.0]]
+    """
+    image = np.squeeze(np.asarray(image, dtype=np.float64))
+    if image.ndim != 2:
+        raise ValueError(f"image must be a (H, W) array, got shape {image.shape}")
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or not 2 <= tile <= min(image.shape):
+        raise ValueError(f"tile must be an int in [2, {min(image.shape)}], got {tile!r}")
+    ny, nx = image.shape[0] // tile, image.shape[1] // tile
+    blocks = image[:ny * tile, :nx * tile].reshape(ny, tile, nx, tile)
+    return (blocks > threshold).mean(axis=(1, 3))
 
 
 def pixel_linear_baseline(x, y, train_mask, eval_x=None) -> tuple[np.ndarray, np.ndarray]:
@@ -404,7 +460,7 @@ def train_isl_model(target: str = "dapi", *, planes, encoder_name: str, encoder_
     }
     if save:
         path = save_model(model, isl_model_path(target, profile), **meta)
-        print(f"Saved the ISL {target} model to {path}")
+        print(f"Saved the ISL {target} model to {shown_path(path)}")
     return model, meta, history
 
 
@@ -449,16 +505,16 @@ checkpoint_every, tile, overlap, seed
         try:
             model, meta = load_model(path, device=device)
         except Exception as e:  # corrupt or incompatible file
-            print(f"Could not load {path} ({type(e).__name__}: {e}); retraining.")
+            print(f"Could not load {shown_path(path)} ({type(e).__name__}: {e}); retraining.")
         else:
             if min_steps is None or int(meta.get("steps", 0)) >= int(min_steps):
-                print(f"Loaded the chapter 1 ISL {target} model from {path} "
+                print(f"Loaded the chapter 1 ISL {target} model from {shown_path(path)} "
                       f"({meta.get('steps')} steps, {meta['config']['encoder_name']}, "
                       f"test-region PCC {meta.get('pcc_test_region', float('nan')):.3f}).")
                 return model, meta
             print(f"The saved ISL {target} model has {meta.get('steps')} steps < min_steps={min_steps}; retraining.")
     else:
-        print(f"No chapter 1 ISL {target} model at {path}: training it now with chapter 1's recipe "
+        print(f"No chapter 1 ISL {target} model at {shown_path(path)}: training it now with chapter 1's recipe "
               f"(profile {path.parent.parent.name}).")
     recipe = {"steps": steps, "planes": planes, "encoder_name": encoder_name, "crop_size": crop_size,
               "batch_size": batch_size, "lr": lr, "n_crops": n_crops, "val_every": val_every,
