@@ -24,6 +24,10 @@ Convert labels
     :func:`labels_to_mask` (semantic mask) and :func:`labels_to_distance` (the distance maps of
     chapter 4, from :mod:`islteach.postprocess`).
 
+Measure labels (chapter 2's exercises)
+    :func:`iou_matrix` (the IoU of every true/predicted pair of objects) and :func:`match_at`
+    (TP, FP, FN and F1 at one IoU threshold, from :func:`islteach.metrics.matching`).
+
 Share labels between chapters
     :func:`save_labels` / :func:`load_saved_labels` keep label images with the method that
     made them under ``results_dir()/"labels"``; :func:`isl_nuclei_labels` returns the ISL
@@ -69,6 +73,8 @@ __all__ = [
     "relabel",
     "labels_to_mask",
     "labels_to_distance",
+    "iou_matrix",
+    "match_at",
     "save_labels",
     "load_saved_labels",
     "default_cellpose_model",
@@ -888,6 +894,79 @@ def labels_to_distance(labels, mode: str = "bonte") -> np.ndarray:
     from .postprocess import distance_map
 
     return distance_map(_check_labels(labels), mode=mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring labels: the two steps chapter 2's exercises ask for
+# ---------------------------------------------------------------------------------------------
+def iou_matrix(y_true, y_pred) -> np.ndarray:
+    """Intersection over union of every (true object, predicted object) pair.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of int (H, W)
+        Instance labels of the same shape (0 = background; labels need not be consecutive).
+
+    Returns
+    -------
+    ndarray of float64, shape (y_true.max(), y_pred.max())
+        Entry ``[i - 1, j - 1]`` is the IoU of true object ``i`` and predicted object ``j``
+        (rows: true objects, columns: predicted ones; background left out). A label value that
+        does not occur gives a row or column of zeros.
+
+    Examples
+    --------
+    >>> t = np.array([[1, 1, 0, 2, 2]]); p = np.array([[3, 3, 3, 0, 0]])
+    >>> iou_matrix(t, p).round(3).tolist()
+    [[0.0, 0.0, 0.667], [0.0, 0.0, 0.0]]
+    """
+    yt = _check_labels(y_true, "y_true")
+    yp = _check_labels(y_pred, "y_pred")
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true and y_pred must have the same shape, got {yt.shape} and {yp.shape}")
+    nt = int(yt.max()) if yt.size else 0
+    npr = int(yp.max()) if yp.size else 0
+    # the overlap (contingency) table: pixels shared by true label i and predicted label j
+    inter = np.bincount(yt.ravel().astype(np.int64) * (npr + 1) + yp.ravel().astype(np.int64),
+                        minlength=(nt + 1) * (npr + 1)).reshape(nt + 1, npr + 1)
+    area_t = inter.sum(axis=1)[1:, None]
+    area_p = inter.sum(axis=0)[None, 1:]
+    inter = inter[1:, 1:]
+    union = area_t + area_p - inter
+    return np.divide(inter, union, out=np.zeros(inter.shape), where=union > 0)
+
+
+def match_at(y_true, y_pred, threshold: float = 0.5) -> dict:
+    """True positives, false positives, false negatives and F1 at one IoU threshold.
+
+    A predicted and a true object match when their IoU is at least ``threshold``; each object
+    is matched at most once, and the matching has as many pairs as possible. This is
+    :func:`islteach.metrics.matching` at one threshold.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of int (H, W)
+        Instance labels of the same shape.
+    threshold : float
+        IoU threshold in (0, 1].
+
+    Returns
+    -------
+    dict
+        ``tp``, ``fp``, ``fn`` (int) and ``f1`` = 2 TP / (2 TP + FP + FN) (float; 1 when both
+        images are empty).
+
+    Examples
+    --------
+    >>> t = np.zeros((10, 20), int); t[2:8, 2:12] = 1            # one nucleus
+    >>> p = np.zeros_like(t); p[2:8, 2:7] = 1; p[2:8, 7:12] = 2  # cut into two halves (IoU 0.5 each)
+    >>> match_at(t, p, 0.5)
+    {'tp': 1, 'fp': 1, 'fn': 0, 'f1': 0.6666666666666666}
+    """
+    from .metrics import matching
+
+    r = matching(y_true, y_pred, [threshold]).at(threshold)
+    return {"tp": int(r["tp"]), "fp": int(r["fp"]), "fn": int(r["fn"]), "f1": float(r["f1"])}
 
 
 # ---------------------------------------------------------------------------------------------

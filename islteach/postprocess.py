@@ -225,7 +225,7 @@ def blurred_border(labels, sigma: float = 1.0, mode: str = "inner") -> np.ndarra
 # ---------------------------------------------------------------------------------------------
 # post-processing
 # ---------------------------------------------------------------------------------------------
-def hmax(f, h: float) -> np.ndarray:
+def hmax(f, h: float, connectivity: int | None = None) -> np.ndarray:
     """The h-maxima transform HMAX_h(f): morphological reconstruction by dilation of f - h under f.
 
     It lowers every peak of ``f`` by ``h`` and removes the peaks less than ``h`` high (relative
@@ -237,6 +237,11 @@ def hmax(f, h: float) -> np.ndarray:
         Image (e.g. a predicted distance map).
     h : float
         Minimum height of a peak to be kept (in the units of ``f``).
+    connectivity : {1, 2, None}
+        Neighbourhood of the reconstruction (1: 4-connected in 2-D, 2: 8-connected; None: the
+        full neighbourhood, skimage's default). Use the connectivity the maxima are then found
+        and labelled with: reconstructing 8-connected and labelling 4-connected maxima turns
+        every diagonal ridge of a distance map into a chain of separate seeds.
 
     Returns
     -------
@@ -257,7 +262,12 @@ def hmax(f, h: float) -> np.ndarray:
     f = _check_float_image(f, "f", ndim=(2, 3))
     if f.size == 0:
         return f.copy()
-    return reconstruction(f - h, f, method="dilation")
+    if connectivity is None:
+        return reconstruction(f - h, f, method="dilation")
+    if connectivity not in range(1, f.ndim + 1):
+        raise ValueError(f"connectivity must be None or 1..{f.ndim}, got {connectivity!r}")
+    footprint = ndi.generate_binary_structure(f.ndim, connectivity)
+    return reconstruction(f - h, f, method="dilation", footprint=footprint)
 
 
 def hmax_watershed(distance, mask, h: float, min_size: int = 16, connectivity: int = 1) -> np.ndarray:
@@ -306,7 +316,8 @@ def hmax_watershed(distance, mask, h: float, min_size: int = 16, connectivity: i
         return np.zeros(d.shape, np.int32)
     # outside the mask the distance does not matter: keep it from creating or merging maxima
     d = np.where(m, d, min(float(d[m].min()), 0.0) - abs(h) - 1.0)
-    peaks = local_maxima(hmax(d, h), connectivity=connectivity, allow_borders=True) & m
+    peaks = local_maxima(hmax(d, h, connectivity=connectivity), connectivity=connectivity,
+                         allow_borders=True) & m
     structure = ndi.generate_binary_structure(2, connectivity)
     markers, _ = ndi.label(peaks, structure=structure)
     lab = watershed(-d, markers, mask=m, connectivity=connectivity)

@@ -223,3 +223,25 @@ def test_postprocess_inputs_are_validated_naming_the_argument():
         seeded_watershed(np.zeros((4, 4)), np.zeros((5, 4)))
     with pytest.raises(ValueError, match="distance must not contain NaN"):
         seeded_watershed(np.full((4, 4), np.nan), np.zeros((4, 4)))
+
+
+def test_hmax_watershed_keeps_a_diagonal_nucleus_whole():
+    """One elongated nucleus at 45 degrees: its distance map has a diagonal ridge. With the
+    reconstruction's neighbourhood different from the maxima's (8 vs 4), the ridge fell apart
+    into ~30 seeds; with one neighbourhood it is one object for h >= 1 (4-connected) and any h (8)."""
+    from scipy import ndimage as ndi
+
+    from islteach import postprocess as pp
+
+    yy, xx = np.mgrid[:80, :80]
+    u, v = (xx - 40 + yy - 40) / np.sqrt(2), (xx - 40 - (yy - 40)) / np.sqrt(2)
+    mask = (u / 30) ** 2 + (v / 10) ** 2 <= 1
+    d = ndi.distance_transform_edt(mask)
+    for h in (1.0, 2.0):
+        assert pp.hmax_watershed(d, mask, h=h, min_size=1).max() == 1
+    for h in (0.3, 1.0):
+        assert pp.hmax_watershed(d, mask, h=h, min_size=1, connectivity=2).max() == 1
+    # the default reconstruction (full neighbourhood) is unchanged for a direct call
+    assert np.array_equal(pp.hmax(d, 1.0), pp.hmax(d, 1.0, connectivity=2))
+    with pytest.raises(ValueError, match="connectivity"):
+        pp.hmax(d, 1.0, connectivity=3)
