@@ -157,6 +157,22 @@ def report(works, device_classes=("t4", "cpu"), title: str = "Expected time") ->
     return "\n".join(lines)
 
 
+def show_report(works, device_classes=("t4", "cpu"), title: str = "Expected time") -> None:
+    """:func:`report` as a table (:func:`islteach.viz.show_table`): each piece of work and the total, in minutes.
+
+    The caption says how the minutes are estimated (FLOPs over each device class's effective rate).
+    """
+    from .viz import show_table
+
+    works = list(works)
+    rates = "; ".join(f"{DEVICE_CLASSES[d]['label']}: {DEVICE_CLASSES[d]['flops_per_s'] / 1e12:g} TFLOP/s, "
+                      f"{DEVICE_CLASSES[d]['source']}" for d in device_classes)
+    rows = [[w.name] + [seconds(w, d) / 60 for d in device_classes] for w in works]
+    rows.append(["total"] + [seconds(works, d) / 60 for d in device_classes])
+    show_table(rows, ["work"] + [f"{DEVICE_CLASSES[d]['label']} (min)" for d in device_classes],
+               caption=f"{title} (cost model: FLOPs / effective rate; {rates})", floatfmt="{:.1f}")
+
+
 # --------------------------------------------------------------------------------- chapter plans
 #: Builders a chapter module registers for networks this shared module does not know (chapter 5
 #: registers ``"shape_prior"`` when it is imported), so that no shared module imports a chapter.

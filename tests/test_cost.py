@@ -32,3 +32,16 @@ def test_no_chapter_is_expected_above_25_minutes_on_a_t4_in_the_colab_profile(mo
     minutes = cost.expected_minutes("colab", "t4")
     assert len(minutes) == 5
     assert all(0 < m <= 25 for m in minutes.values()), minutes
+
+
+def test_show_report_is_a_table_with_a_total_row(capsys):
+    from islteach import cost
+
+    works = [cost.Work("a", flops=73e9 * 60), cost.Work("b", flops=73e9 * 120)]
+    cost.show_report(works, device_classes=("cpu",), title="T")
+    out = capsys.readouterr().out  # outside IPython the table prints as aligned text
+    lines = out.splitlines()
+    assert lines[0].startswith("T (cost model")
+    assert lines[1].split()[0] == "work" and lines[1].rstrip().endswith("(2 cores) (min)")
+    rows = {ln.split()[0]: ln.split()[-1] for ln in lines[3:]}
+    assert rows["a"] == "1.0" and rows["b"] == "2.0" and rows["total"] == "3.0"
