@@ -196,12 +196,9 @@ def exercises(md_path) -> list[Exercise]:
     ``exercise-start`` blocks (a stub cell, a solution and a check) are ``"code"`` exercises;
     ``{exercise}`` directives are ``"question"`` exercises.
     """
-    text = Path(md_path).read_text(encoding="utf-8")
-    pattern = re.compile(r"^(?P<fence>[`:]{3,})\{(?P<kind>exercise-start|exercise)\}[ \t]*(?P<title>[^\n]*)\n"
-                         r"(?:[ \t]*:[\w-]+:[^\n]*\n)*?[ \t]*:label:[ \t]*(?P<label>\S+)", re.M)
-    return [Exercise(m.group("label"), m.group("title").strip(),
-                     "code" if m.group("kind") == "exercise-start" else "question")
-            for m in pattern.finditer(text)]
+    from .notebooks import exercises as _parse
+
+    return [Exercise(ex["label"], ex["title"].strip(), ex["kind"]) for ex in _parse(md_path)]
 
 
 # ------------------------------------------------------------------------------ measured times
@@ -322,17 +319,10 @@ def section_times(chapter: str, profile: str | None = None, md_path=None, book_d
 
 
 def display_path(path) -> str:
-    """``path`` as a reader can use it: relative to the repository (``results/quick/...``), never a build folder."""
-    from .provenance import _repo_root
+    """``path`` as a reader can use it (:func:`islteach.provenance.shown_path`), never a build folder."""
+    from .provenance import shown_path
 
-    path = Path(path)
-    for root in (_repo_root(), Path.cwd().resolve()):
-        try:
-            return path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            continue
-    parts = path.parts
-    return "/".join(parts[parts.index("results"):]) if "results" in parts else path.name
+    return shown_path(path)
 
 
 def measured_times(chapters=None, profile: str | None = None, book_dir=None) -> dict:
