@@ -295,9 +295,6 @@ def section_times(chapter: str, profile: str | None = None, md_path=None, book_d
         per_cell, status, written = cell_times(t, setup), "measured", t["written"]
         total = round(sum(per_cell.values()), 1)
         last = max(per_cell) if per_cell else -1
-        if int(t["first_cell"]) - 1 != setup:
-            note = (f"run in a kernel that had executed {int(t['first_cell']) - 1 - setup} other cells first "
-                    "(not a book build)")
         if last >= n_code:
             status, note = "stale", (f"the timings hold {len(per_cell)} cells, but the chapter has {n_code} code "
                                      "cells: it changed after it was timed")
