@@ -28,8 +28,9 @@ bonte_model, isl_two_output, fpn_model, fpn2ws_model
 instance_dataset, train_bonte, train_fpn2ws
     Random-crop datasets and training with :func:`islteach.train.fit` (one loop for the book).
 predict_maps, hmax_seeds, bonte_instances, fpn2ws_instances, choose_parameter
-    Whole-field prediction, the h-maxima seeds of Bonte et al.'s watershed, post-processing to
-    labels, validation-based choice of h / threshold.
+    Whole-field prediction, the h-maxima seeds of Bonte et al.'s watershed
+    (:func:`islteach.postprocess.hmax_seeds`, exported here too), post-processing to labels,
+    validation-based choice of h / threshold.
 one_pixel_error_iou, coarse_target_maps, resolution_bound, score_table
     The small-object effect, the best a network of a given output resolution could do, and a
     Markdown table of :func:`islteach.metrics.score_record` records (the scores: F1 at
@@ -44,6 +45,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+
+from .postprocess import hmax_seeds  # defined there, next to hmax_watershed, whose seeds it makes
 
 __all__ = [
     "RECIPES",
@@ -647,72 +650,6 @@ def _check_maps(maps) -> np.ndarray:
     if m.ndim != 3 or m.shape[0] != 2 or m.dtype.kind != "f":
         raise ValueError(f"maps must be a float array of shape (2, H, W), got {m.dtype} {m.shape}")
     return m
-
-
-def hmax_seeds(distance, mask, h: float, connectivity: int = 1) -> np.ndarray:
-    """The seeds of Bonte et al.'s watershed: connected h-maxima of the distance inside the mask.
-
-    The seeding step of :func:`islteach.postprocess.hmax_watershed` (which :func:`bonte_instances`
-    calls), as a function of its own: a watershed from these seeds inside ``mask`` gives that
-    function's labels (before small objects are removed).
-
-    1. outside ``mask`` the distance is set below every value inside it, so that it cannot
-       create maxima or join two of them (every connected part of the mask keeps a seed);
-    2. ``HMAX_h`` (:func:`islteach.postprocess.hmax`) flattens the peaks less than ``h`` above
-       the saddle that joins them to a higher one;
-    3. its regional maxima inside ``mask``, numbered by connected component, are the seeds.
-
-    Parameters
-    ----------
-    distance : (H, W) array_like of float
-        Distance map, higher towards each centre (predicted or true).
-    mask : (H, W) array_like of bool
-        Foreground.
-    h : float
-        Minimum peak height (>= 0), in the units of ``distance``.
-    connectivity : {1, 2}
-        Neighbourhood of the maxima and of their components (1: 4-connected).
-
-    Returns
-    -------
-    (H, W) ndarray of int32
-        Seed labels 1..n, 0 elsewhere.
-
-    Examples
-    --------
-    >>> from scipy import ndimage as ndi
-    >>> yy, xx = np.mgrid[:40, :70]
-    >>> two = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2) | ((yy - 20) ** 2 + (xx - 46) ** 2 <= 15 ** 2)
-    >>> d = ndi.distance_transform_edt(two)  # one blob, two peaks
-    >>> int(hmax_seeds(d, two, h=2).max()), int(hmax_seeds(d, two, h=10).max())
-    (2, 1)
-    """
-    from scipy import ndimage as ndi
-    from skimage.morphology import local_maxima
-
-    from .postprocess import hmax
-
-    d = np.asarray(distance)
-    if d.ndim != 2 or d.dtype.kind not in "uifb":
-        raise ValueError(f"distance must be a real (H, W) array, got {d.dtype} {d.shape}")
-    d = d.astype(np.float64)
-    if not np.all(np.isfinite(d)):
-        raise ValueError("distance must not contain NaN or infinite values")
-    m = np.asarray(mask)
-    if m.shape != d.shape or not (m.dtype == bool or (m.dtype.kind in "ui" and np.isin(m, (0, 1)).all())):
-        raise ValueError(f"mask must be a boolean (or 0/1) array of shape {d.shape}, got {m.dtype} {m.shape}")
-    m = m.astype(bool)
-    if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)) or not h >= 0:
-        raise ValueError(f"h must be a number >= 0, got {h!r}")
-    if connectivity not in (1, 2):
-        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
-    if not m.any():
-        return np.zeros(d.shape, np.int32)
-    d = np.where(m, d, min(float(d[m].min()), 0.0) - abs(h) - 1.0)
-    peaks = local_maxima(hmax(d, h, connectivity=connectivity), connectivity=connectivity,
-                         allow_borders=True) & m
-    seeds, _ = ndi.label(peaks, structure=ndi.generate_binary_structure(2, connectivity))
-    return seeds.astype(np.int32)
 
 
 def bonte_instances(maps, h: float, *, mask_threshold: float = 0.0, min_size: int = 0) -> np.ndarray:

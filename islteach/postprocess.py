@@ -7,10 +7,10 @@ Targets (made from instance labels, what the networks of chapter 4 learn)
     :func:`blurred_border` (the object borders blurred with a Gaussian, sigma 1 in Zaki et al.).
 
 Post-processing (from predicted maps to instance labels)
-    :func:`hmax_watershed` (Bonte et al.: h-maxima of the distance as markers, watershed inside
-    the semantic mask), :func:`seeded_watershed` (Zaki et al.'s FPN2-WS: seeds = distance above
-    0.6, watershed on the border image), :func:`merge_instances` (Costa et al.: a smaller
-    instance joins a bigger one that covers at least half of it).
+    :func:`hmax_watershed` (Bonte et al.: h-maxima of the distance as markers, :func:`hmax_seeds`,
+    watershed inside the semantic mask), :func:`seeded_watershed` (Zaki et al.'s FPN2-WS: seeds =
+    distance above 0.6, watershed on the border image), :func:`merge_instances` (Costa et al.: a
+    smaller instance joins a bigger one that covers at least half of it).
 
 Label utilities
     :func:`relabel_sequential` and :func:`remove_small_objects` (plain NumPy, independent of the
@@ -28,6 +28,7 @@ __all__ = [
     "blurred_border",
     "hmax",
     "hmax_watershed",
+    "hmax_seeds",
     "seeded_watershed",
     "merge_instances",
     "relabel_sequential",
@@ -275,7 +276,7 @@ def hmax_watershed(distance, mask, h: float, min_size: int = 16, connectivity: i
 
     1. ``HMAX_h(distance)`` (:func:`hmax`) removes the peaks lower than ``h``;
     2. its regional maxima (connected plateaus higher than all their neighbours), inside the
-       mask, are the markers, one per object;
+       mask, are the markers, one per object (:func:`hmax_seeds`);
     3. a watershed of ``-distance`` from these markers, restricted to ``mask``, splits the mask
        into objects;
     4. objects smaller than ``min_size`` pixels are removed and labels renumbered 1..n.
@@ -305,7 +306,6 @@ def hmax_watershed(distance, mask, h: float, min_size: int = 16, connectivity: i
     >>> int(hmax_watershed(d, two, h=2).max()), int(hmax_watershed(d, two, h=10).max())
     (2, 1)
     """
-    from skimage.morphology import local_maxima
     from skimage.segmentation import watershed
 
     d = _check_float_image(distance, "distance")
@@ -314,14 +314,80 @@ def hmax_watershed(distance, mask, h: float, min_size: int = 16, connectivity: i
         raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
     if not m.any():
         return np.zeros(d.shape, np.int32)
+    markers = _hmax_seeds(d, m, h, connectivity)  # hmax_seeds(d, m, h, connectivity), arguments checked above
+    lab = watershed(-d, markers, mask=m, connectivity=connectivity)
+    return remove_small_objects(lab, min_size)
+
+
+def hmax_seeds(distance, mask, h: float, connectivity: int = 1) -> np.ndarray:
+    """The seeds of Bonte et al.'s watershed: connected h-maxima of the distance inside the mask.
+
+    The seeding step of :func:`hmax_watershed` (which :func:`islteach.distance_maps.bonte_instances`
+    calls), as a function of its own: a watershed from these seeds inside ``mask`` gives that
+    function's labels (before small objects are removed). Chapter 4's exercise ``ex-04-hmaxima-seeds``
+    asks for it; :mod:`islteach.distance_maps` exports it too.
+
+    1. outside ``mask`` the distance is set below every value inside it, so that it cannot
+       create maxima or join two of them (every connected part of the mask keeps a seed);
+    2. ``HMAX_h`` (:func:`hmax`) flattens the peaks less than ``h`` above the saddle that joins
+       them to a higher one;
+    3. its regional maxima inside ``mask``, numbered by connected component, are the seeds.
+
+    Parameters
+    ----------
+    distance : (H, W) array_like of float
+        Distance map, higher towards each centre (predicted or true).
+    mask : (H, W) array_like of bool
+        Foreground.
+    h : float
+        Minimum peak height (>= 0), in the units of ``distance``.
+    connectivity : {1, 2}
+        Neighbourhood of the maxima and of their components (1: 4-connected).
+
+    Returns
+    -------
+    (H, W) ndarray of int32
+        Seed labels 1..n, 0 elsewhere.
+
+    Examples
+    --------
+    >>> from scipy import ndimage as ndi
+    >>> yy, xx = np.mgrid[:40, :70]
+    >>> two = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2) | ((yy - 20) ** 2 + (xx - 46) ** 2 <= 15 ** 2)
+    >>> d = ndi.distance_transform_edt(two)  # one blob, two peaks
+    >>> int(hmax_seeds(d, two, h=2).max()), int(hmax_seeds(d, two, h=10).max())
+    (2, 1)
+    """
+    d = np.asarray(distance)
+    if d.ndim != 2 or d.dtype.kind not in "uifb":
+        raise ValueError(f"distance must be a real (H, W) array, got {d.dtype} {d.shape}")
+    d = d.astype(np.float64)
+    if not np.all(np.isfinite(d)):
+        raise ValueError("distance must not contain NaN or infinite values")
+    m = np.asarray(mask)
+    if m.shape != d.shape or not (m.dtype == bool or (m.dtype.kind in "ui" and np.isin(m, (0, 1)).all())):
+        raise ValueError(f"mask must be a boolean (or 0/1) array of shape {d.shape}, got {m.dtype} {m.shape}")
+    m = m.astype(bool)
+    if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)) or not h >= 0:
+        raise ValueError(f"h must be a number >= 0, got {h!r}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2, got {connectivity!r}")
+    return _hmax_seeds(d, m, h, connectivity)
+
+
+def _hmax_seeds(d: np.ndarray, m: np.ndarray, h, connectivity: int) -> np.ndarray:
+    """:func:`hmax_seeds` of a checked float distance ``d`` and boolean mask ``m`` (what
+    :func:`hmax_watershed` floods from; each checks its arguments its own way)."""
+    from skimage.morphology import local_maxima
+
+    if not m.any():
+        return np.zeros(d.shape, np.int32)
     # outside the mask the distance does not matter: keep it from creating or merging maxima
     d = np.where(m, d, min(float(d[m].min()), 0.0) - abs(h) - 1.0)
     peaks = local_maxima(hmax(d, h, connectivity=connectivity), connectivity=connectivity,
                          allow_borders=True) & m
-    structure = ndi.generate_binary_structure(2, connectivity)
-    markers, _ = ndi.label(peaks, structure=structure)
-    lab = watershed(-d, markers, mask=m, connectivity=connectivity)
-    return remove_small_objects(lab, min_size)
+    seeds, _ = ndi.label(peaks, structure=ndi.generate_binary_structure(2, connectivity))
+    return seeds.astype(np.int32)
 
 
 def seeded_watershed(

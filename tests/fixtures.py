@@ -4,14 +4,68 @@
 metrics of :mod:`islteach.metrics` and to benchmark them (``benchmarks/bench_matching.py``).
 Import it as ``from fixtures import perturb_labels`` in a test (pytest puts ``tests/`` on the
 path) or as ``from tests.fixtures import perturb_labels`` with the repository root on the path.
+
+:func:`chapter_exercises` and :func:`exercise_function` give the tests a chapter's code exercises
+and the function its stub or solution cell defines; :data:`MYST_HEADER` starts a chapter source
+written by a test.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from islteach.metrics import check_labels
 
-__all__ = ["PERTURBATIONS", "disc", "perturb_labels"]
+__all__ = ["BOOK", "MYST_HEADER", "PERTURBATIONS", "chapter_exercises", "disc", "exercise_function",
+           "perturb_labels"]
+
+#: The chapters' MyST sources.
+BOOK = Path(__file__).resolve().parents[1] / "book"
+
+#: The jupytext front matter of a chapter (what a test puts before the cells of a chapter it writes).
+MYST_HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3 (ipykernel)
+  language: python
+  name: python3
+---
+"""
+
+
+def chapter_exercises(stem: str) -> dict:
+    """``{label: exercise}`` of the code exercises of ``book/<stem>.md``, in the chapter's order.
+
+    Each exercise is a dict of :func:`islteach.notebooks.exercises` (``stub`` and ``solution``
+    are the lists of its cells' sources).
+    """
+    from islteach.notebooks import exercises
+
+    return {e["label"]: e for e in exercises(BOOK / f"{stem}.md") if e["kind"] == "code"}
+
+
+def exercise_function(exercise: dict, part: str = "solution"):
+    """The function that an exercise's ``part`` cells (``"solution"`` or ``"stub"``) define.
+
+    The cells run in a fresh namespace, as the book requires (each is self-contained); the
+    function is the one the exercise's check asks for, ``islteach.checks.CHECKS[label].name``.
+    """
+    from islteach.checks import CHECKS
+
+    if part not in ("solution", "stub"):
+        raise ValueError(f"part must be 'solution' or 'stub', got {part!r}")
+    label = exercise["label"]
+    namespace: dict = {"__name__": "__exercise__"}
+    for source in exercise[part]:
+        exec(compile(source, f"<{label}>", "exec"), namespace)
+    name = CHECKS[label].name
+    assert name in namespace, f"{label}: the {part} cell does not define {name!r}"
+    return namespace[name]
 
 
 PERTURBATIONS = ("keep", "erode", "dilate", "shift", "merge", "split", "drop")

@@ -1,31 +1,26 @@
 """Chapter 2's exercise checks: the package's functions pass, wrong ones fail with the hint that fits.
 
-Also: the chapter's own stub cells fail their check and its solution cells pass it, and the two
-reference functions (``groundtruth.iou_matrix``, ``groundtruth.match_at``) agree with
-``islteach.metrics`` on realistic label pairs.
+Also: the two reference functions (``groundtruth.iou_matrix``, ``groundtruth.match_at``) agree
+with ``islteach.metrics`` on realistic label pairs. (That the chapter's solution cells pass their
+check and its stub cells fail it is tested for all chapters in ``test_exercises.py``.)
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import perturb_labels
+from fixtures import chapter_exercises, perturb_labels
 
 from islteach import checks
 from islteach import groundtruth as gt
 from islteach.metrics import matching
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "book" / "02_cellpose_ground_truth.md"
 LABELS = ("ex-02-iou-matrix", "ex-02-match-at")
 
 
-def _function(src: str, name: str):
-    ns: dict = {}
-    exec(src, ns)
-    return ns[name]
+def test_the_chapter_has_these_code_exercises():
+    assert sorted(chapter_exercises("02_cellpose_ground_truth")) == sorted(LABELS)
 
 
 def _failed(report) -> dict:
@@ -137,30 +132,6 @@ def test_match_at_mistakes_get_their_hint(mistake, case, words):
 
 def test_correct_variant_passes():
     assert checks.evaluate("ex-02-match-at", _match_from(gt.iou_matrix)).passed
-
-
-def _chapter_cells(tag: str) -> dict:
-    import jupytext
-
-    nb = jupytext.read(CHAPTER)
-    out = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and tag in cell.metadata.get("tags", []):
-            src = cell.source
-            name = src.split("def ", 1)[1].split("(", 1)[0]
-            out[name] = src
-    return out
-
-
-def test_chapter_stubs_fail_and_solutions_pass():
-    stubs, solutions = _chapter_cells("stub"), _chapter_cells("solution")
-    names = {"iou_matrix": "ex-02-iou-matrix", "match_at": "ex-02-match-at"}
-    assert set(names) <= set(stubs) and set(names) <= set(solutions)
-    for name, label in names.items():
-        stub = checks.evaluate(label, _function(stubs[name], name))
-        assert not stub.passed and stub.not_done, str(stub)
-        sol = checks.evaluate(label, _function(solutions[name], name))
-        assert sol.passed, str(sol)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

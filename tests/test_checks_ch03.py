@@ -1,28 +1,17 @@
-"""Chapter 3's exercise checks: the chapter's solutions pass, its stubs fail, typical mistakes fail
-with the hint of the case they get wrong, and the references agree with the solutions."""
-from pathlib import Path
-
+"""Chapter 3's exercise checks: typical mistakes fail with the hint of the case they get wrong, and
+the references agree with the chapter's solutions (that every solution passes its check, every stub
+fails it and every reference passes it is tested for all chapters in ``test_exercises.py``)."""
 import numpy as np
 import pytest
 import torch
+from fixtures import BOOK, chapter_exercises, exercise_function
 
 from islteach import checks, losses, transfer
 from islteach.notebooks import exercises
 
-CHAPTER = Path(__file__).resolve().parents[1] / "book" / "03_transfer_learning.md"
-ALL = exercises(CHAPTER)
-EXERCISES = {e["label"]: e for e in ALL if e["kind"] == "code"}
+ALL = exercises(BOOK / "03_transfer_learning.md")
+EXERCISES = chapter_exercises("03_transfer_learning")
 LABELS = ["ex-03-shifted-sigmoid", "ex-03-soft-jaccard"]
-
-
-def _define(source: str, name: str):
-    namespace: dict = {}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # a fresh namespace: the cell is self-contained
-    return namespace[name]
-
-
-def _solution(label):
-    return _define(EXERCISES[label]["solution"][0], checks.CHECKS[label].name)
 
 
 def test_the_chapter_has_these_code_exercises_and_three_questions():
@@ -30,22 +19,6 @@ def test_the_chapter_has_these_code_exercises_and_three_questions():
     questions = sorted(e["label"] for e in ALL if e["kind"] == "question")
     assert questions == ["ex-03-predict-map2", "ex-03-predict-more-images", "ex-03-read-curves"]
     assert all(e["has_solution"] and not e["problems"] for e in ALL)
-
-
-@pytest.mark.parametrize("label", LABELS)
-def test_chapter_solution_passes_and_stub_fails_with_a_hint(label):
-    ex, name = EXERCISES[label], checks.CHECKS[label].name
-    report = checks.evaluate(label, _define(ex["solution"][0], name))
-    assert report.passed, str(report)
-    assert str(report).startswith(f"✓ {label}: {name} passes all")
-    stub = checks.evaluate(label, _define(ex["stub"][0], name))
-    assert not stub.passed and stub.not_done
-    assert "hint:" in str(stub)
-
-
-@pytest.mark.parametrize("label", LABELS)
-def test_references_pass_their_own_checks(label):
-    assert checks.evaluate(label, checks.reference(label)).passed
 
 
 def test_a_failed_check_hands_back_the_reference(capsys):
@@ -60,7 +33,7 @@ def test_a_failed_check_hands_back_the_reference(capsys):
 
 # ------------------------------------------------------------------------------ shifted sigmoid
 def test_shifted_sigmoid_solution_agrees_with_the_reference_and_the_module():
-    solution = _solution("ex-03-shifted-sigmoid")
+    solution = exercise_function(EXERCISES["ex-03-shifted-sigmoid"])
     x = torch.linspace(-6, 7, 301).reshape(7, 43)
     torch.testing.assert_close(solution(x), transfer.shifted_sigmoid(x))
     torch.testing.assert_close(transfer.shifted_sigmoid(x), transfer.ShiftedSigmoid(transfer.ISL_SHIFT)(x))
@@ -98,21 +71,6 @@ def _detached(x):
     return torch.sigmoid(x.detach() - 0.5)
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("mistake, case, hint", [
-    (_sign, "x = -1, 0, 1, 1.5, 3", "check the sign"),
-    (_plus, "x = 0.5 gives exactly 0.5", "before* the sigmoid"),
-    (_vertical, "x = 0.5 gives exactly 0.5", "not the output after it"),
-    (_overflowing, "x = -100 and x = 100", "overflows"),
-    (_numpy, "float32 batch", "no NumPy"),
-    (_detached, "its gradient", "gradients must flow"),
-])
-def test_shifted_sigmoid_mistakes_fail_the_case_they_get_wrong(mistake, case, hint):
-    failed, text = _failed("ex-03-shifted-sigmoid", mistake)
-    assert any(case in name for name in failed), text
-    assert hint in text
-
-
 def test_sign_error_passes_the_centre_but_not_the_values():
     failed, _ = _failed("ex-03-shifted-sigmoid", _sign)
     assert not any("x = 0.5 gives exactly 0.5" in name for name in failed)
@@ -121,7 +79,7 @@ def test_sign_error_passes_the_centre_but_not_the_values():
 
 # ------------------------------------------------------------------------------ soft Jaccard loss
 def test_soft_jaccard_solution_agrees_with_the_reference_values_and_gradients():
-    solution = _solution("ex-03-soft-jaccard")
+    solution = exercise_function(EXERCISES["ex-03-soft-jaccard"])
     rng = np.random.default_rng(5)
     for shape, eps in (((4, 1, 16, 16), 1.0), ((2, 1, 9, 7), 0.0), ((1, 1, 32, 32), 0.5)):
         p0 = torch.tensor(rng.random(shape), dtype=torch.float32)
@@ -180,19 +138,35 @@ def _as_float(probability, target, eps=1.0):
     return float(1 - (inter + eps) / (p.sum() + t.sum() - inter + eps))
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("mistake, case, hint", [
-    (_dice, "eps = 0: loss 1 - 1/2 = 0.5", "Dice denominator"),
-    (_thresholded, "p = [0.5, 0.5, 0, 0]", "never a thresholded mask"),
-    (_thresholded, "gradient w.r.t. p", "gradients must reach"),
-    (_eps_below_only, "eps = 1: loss 1 - (1 + 1)/(2 + 1)", "intersection *and* to the union"),
-    (_no_eps, "an empty target with an empty prediction", "0/0 becomes eps/eps"),
-    (_fixed_eps, "eps = 0: loss 1 - 1/2 = 0.5", "use the eps you are given"),
-    (_per_image, "a batch of two 2x2 images", "before dividing"),
-    (_as_float, "0-d torch tensor", "no .item()"),
+# ------------------------------------------------------------------------------ both exercises' mistakes
+def _mistakes(label, warning, rows):
+    """``rows`` (mistake, a case it fails, words of the hint) as parameters of ``label``'s test,
+    ignoring the ``warning`` category the mistakes raise."""
+    return [pytest.param(label, *row, marks=pytest.mark.filterwarnings(f"ignore::{warning}")) for row in rows]
+
+
+@pytest.mark.parametrize("label, mistake, case, hint", [
+    *_mistakes("ex-03-shifted-sigmoid", "RuntimeWarning", [
+        (_sign, "x = -1, 0, 1, 1.5, 3", "check the sign"),
+        (_plus, "x = 0.5 gives exactly 0.5", "before* the sigmoid"),
+        (_vertical, "x = 0.5 gives exactly 0.5", "not the output after it"),
+        (_overflowing, "x = -100 and x = 100", "overflows"),
+        (_numpy, "float32 batch", "no NumPy"),
+        (_detached, "its gradient", "gradients must flow"),
+    ]),
+    *_mistakes("ex-03-soft-jaccard", "UserWarning", [
+        (_dice, "eps = 0: loss 1 - 1/2 = 0.5", "Dice denominator"),
+        (_thresholded, "p = [0.5, 0.5, 0, 0]", "never a thresholded mask"),
+        (_thresholded, "gradient w.r.t. p", "gradients must reach"),
+        (_eps_below_only, "eps = 1: loss 1 - (1 + 1)/(2 + 1)", "intersection *and* to the union"),
+        (_no_eps, "an empty target with an empty prediction", "0/0 becomes eps/eps"),
+        (_fixed_eps, "eps = 0: loss 1 - 1/2 = 0.5", "use the eps you are given"),
+        (_per_image, "a batch of two 2x2 images", "before dividing"),
+        (_as_float, "0-d torch tensor", "no .item()"),
+    ]),
 ])
-def test_soft_jaccard_mistakes_fail_the_case_they_get_wrong(mistake, case, hint):
-    failed, text = _failed("ex-03-soft-jaccard", mistake)
+def test_a_typical_mistake_fails_the_case_it_gets_wrong(label, mistake, case, hint):
+    failed, text = _failed(label, mistake)
     assert any(case in name for name in failed), text
     assert hint in text
 

@@ -1,31 +1,26 @@
-"""Chapter 4's exercise checks: the chapter's solutions pass and agree with the references, its
-stubs fail, typical mistakes fail on the case they get wrong (with its hint), other correct
-ways of writing the function pass, and ``distance_maps.hmax_seeds`` is the seeding step of
-``postprocess.hmax_watershed``."""
+"""Chapter 4's exercise checks: the chapter's solutions are checked fast and agree with the
+references, typical mistakes fail on the case they get wrong (with its hint), other correct ways of
+writing the function pass, and ``hmax_seeds`` is the seeding step of ``postprocess.hmax_watershed``.
+(That every solution passes its check and every stub fails it is tested for all chapters in
+``test_exercises.py``.)"""
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import BOOK, chapter_exercises, exercise_function
 from scipy import ndimage as ndi
 
 from islteach import checks, distance_maps, postprocess
 from islteach.notebooks import exercises
 
-CHAPTER = Path(__file__).resolve().parents[1] / "book" / "04_distance_maps.md"
-ALL = exercises(CHAPTER)
-EXERCISES = {e["label"]: e for e in ALL if e["kind"] == "code"}
+ALL = exercises(BOOK / "04_distance_maps.md")
+EXERCISES = chapter_exercises("04_distance_maps")
 LABELS = ["ex-04-distance-target", "ex-04-hmaxima-seeds"]
 
 
-def _define(source: str, name: str):
-    namespace: dict = {}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # a fresh namespace: the cell is self-contained
-    return namespace[name]
-
-
-def _solution(label):
-    return _define(EXERCISES[label]["solution"][0], checks.CHECKS[label].name)
+def _written(label: str, source: str):
+    """The function that ``source``, a cell a learner could write for exercise ``label``, defines."""
+    return exercise_function({"label": label, "solution": [source]})
 
 
 def _failed(report) -> dict:
@@ -50,16 +45,12 @@ def test_the_chapter_has_these_code_exercises_and_two_questions():
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_chapter_solution_passes_fast_and_stub_fails_with_a_hint(label):
-    ex, name = EXERCISES[label], checks.CHECKS[label].name
+def test_chapter_solution_is_checked_fast(label):
+    solution = exercise_function(EXERCISES[label])
     t0 = time.perf_counter()
-    report = checks.evaluate(label, _define(ex["solution"][0], name))
+    report = checks.evaluate(label, solution)
     assert time.perf_counter() - t0 < 5  # each check is meant to take under 2 s on a CPU
     assert report.passed, str(report)
-    assert str(report).startswith(f"✓ {label}: {name} passes all")
-    stub = checks.evaluate(label, _define(ex["stub"][0], name))
-    assert not stub.passed and stub.not_done
-    assert "hint:" in str(stub)
 
 
 @pytest.mark.parametrize("label", LABELS)
@@ -71,7 +62,7 @@ def test_references_pass_their_own_checks_and_checks_are_deterministic(label):
 
 
 def test_distance_solution_agrees_with_the_chapter_target_on_random_fields():
-    distance_target = _solution("ex-04-distance-target")
+    distance_target = exercise_function(EXERCISES["ex-04-distance-target"])
     rng = np.random.RandomState(3)
     for _ in range(20):
         lab = _random_labels(rng)
@@ -80,7 +71,7 @@ def test_distance_solution_agrees_with_the_chapter_target_on_random_fields():
 
 
 def test_seed_solution_agrees_with_the_reference_on_random_maps():
-    hmax_seeds = _solution("ex-04-hmaxima-seeds")
+    hmax_seeds = exercise_function(EXERCISES["ex-04-hmaxima-seeds"])
     rng = np.random.RandomState(5)
     for t in range(20):
         lab = _random_labels(rng)
@@ -90,6 +81,28 @@ def test_seed_solution_agrees_with_the_reference_on_random_maps():
             assert np.array_equal(hmax_seeds(d, mask, h), distance_maps.hmax_seeds(d, mask, h)), (t, h)
 
 
+#: A correct distance_target cell, as a learner could write it: the mistakes below are edits of it.
+DISTANCE_CELL = '''
+def distance_target(labels):
+    import numpy as np
+    from scipy import ndimage as ndi
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape)
+    for i in np.unique(labels[labels > 0]):
+        m = labels == i
+        out[m] = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][m]
+    return out
+'''
+
+
+def _edited(source: str, *edits) -> str:
+    """``source`` with each ``(old, new)`` of ``edits`` replaced (every ``old`` must be there)."""
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new)
+    return source
+
+
 WRONG_DISTANCES = {
     "the whole foreground at once": ('''
 def distance_target(labels):
@@ -97,60 +110,26 @@ def distance_target(labels):
     from scipy import ndimage as ndi
     return ndi.distance_transform_edt(np.asarray(labels) > 0)
 ''', "two touching squares: two hills, 1 on both sides of the contact line"),
-    "no padding at the image edge": ('''
-def distance_target(labels):
-    import numpy as np
-    from scipy import ndimage as ndi
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape)
-    for i in np.unique(labels[labels > 0]):
-        m = labels == i
-        out[m] = ndi.distance_transform_edt(m)[m]
-    return out
-''', "a nucleus cut by the image edge: 1 on the edge row"),
-    "labels assumed to be 1..n": ('''
-def distance_target(labels):
-    import numpy as np
-    from scipy import ndimage as ndi
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape)
-    for i in range(1, len(np.unique(labels))):
-        m = labels == i
-        out[m] = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][m]
-    return out
-''', "labels 3 and 7 instead of 1 and 2: the same two hills"),
-    "the distance to the border line (minus one)": ('''
-def distance_target(labels):
-    import numpy as np
-    from scipy import ndimage as ndi
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape)
-    for i in np.unique(labels[labels > 0]):
-        m = labels == i
-        out[m] = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][m] - 1
-    return out
-''', "a nucleus pixel next to the background is 1"),
-    "the caller's labels overwritten": ('''
-def distance_target(labels):
-    import numpy as np
-    from scipy import ndimage as ndi
-    out = np.zeros(labels.shape)
-    for i in np.unique(labels[labels > 0]):
-        m = labels == i
-        out[m] = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][m]
-    labels[:] = 0
-    return out
-''', "the label image is left unchanged"),
+    "no padding at the image edge": (
+        _edited(DISTANCE_CELL, ("ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1][m]",
+                                "ndi.distance_transform_edt(m)[m]")),
+        "a nucleus cut by the image edge: 1 on the edge row"),
+    "labels assumed to be 1..n": (
+        _edited(DISTANCE_CELL, ("for i in np.unique(labels[labels > 0]):",
+                                "for i in range(1, len(np.unique(labels))):")),
+        "labels 3 and 7 instead of 1 and 2: the same two hills"),
+    "the distance to the border line (minus one)": (
+        _edited(DISTANCE_CELL, ("[1:-1, 1:-1][m]", "[1:-1, 1:-1][m] - 1")),
+        "a nucleus pixel next to the background is 1"),
+    "the caller's labels overwritten": (
+        _edited(DISTANCE_CELL, ("    labels = np.asarray(labels)\n", ""),
+                               ("    return out", "    labels[:] = 0\n    return out")),
+        "the label image is left unchanged"),
 }
 
 
-@pytest.mark.parametrize("mistake", list(WRONG_DISTANCES))
-def test_a_typical_distance_mistake_fails_the_case_it_gets_wrong(mistake):
-    source, case = WRONG_DISTANCES[mistake]
-    report = checks.evaluate("ex-04-distance-target", _define(source, "distance_target"))
-    assert not report.passed
-    failed = _failed(report)
-    assert case in failed and failed[case], str(report)
+def test_the_cell_the_distance_mistakes_edit_is_correct():
+    assert checks.evaluate("ex-04-distance-target", _written("ex-04-distance-target", DISTANCE_CELL)).passed
 
 
 WRONG_SEEDS = {
@@ -193,48 +172,39 @@ def hmax_seeds(distance, mask, h):
 }
 
 
-@pytest.mark.parametrize("mistake", list(WRONG_SEEDS))
-def test_a_typical_seeding_mistake_fails_the_case_it_gets_wrong(mistake):
-    source, case = WRONG_SEEDS[mistake]
-    report = checks.evaluate("ex-04-hmaxima-seeds", _define(source, "hmax_seeds"))
+@pytest.mark.parametrize("label, mistake", [("ex-04-distance-target", m) for m in WRONG_DISTANCES]
+                         + [("ex-04-hmaxima-seeds", m) for m in WRONG_SEEDS])
+def test_a_typical_mistake_fails_the_case_it_gets_wrong(label, mistake):
+    mistakes = {"ex-04-distance-target": WRONG_DISTANCES, "ex-04-hmaxima-seeds": WRONG_SEEDS}[label]
+    source, case = mistakes[mistake]
+    report = checks.evaluate(label, _written(label, source))
     assert not report.passed
     failed = _failed(report)
     assert case in failed and failed[case], str(report)
 
 
-OTHER_CORRECT_SEEDS = {
-    "skimage's h_maxima": '''
+#: The start of a seeds cell: the background lowered below the mask, as in the chapter's solution.
+SEEDS_CELL_START = '''
 def hmax_seeds(distance, mask, h):
     import numpy as np
     from scipy import ndimage as ndi
-    from skimage.morphology import h_maxima
+    from skimage.morphology import h_maxima, local_maxima, reconstruction
     d, m = np.asarray(distance, float), np.asarray(mask, bool)
     if not m.any():
         return np.zeros(d.shape, int)
     d = np.where(m, d, min(d[m].min(), 0) - h - 1)
+'''
+
+#: Correct ends of :data:`SEEDS_CELL_START`, other than the chapter's solution.
+OTHER_CORRECT_SEEDS = {
+    "skimage's h_maxima": '''\
     return ndi.label(h_maxima(d, h).astype(bool) & m)[0]
 ''',
-    "4-connected throughout": '''
-def hmax_seeds(distance, mask, h):
-    import numpy as np
-    from scipy import ndimage as ndi
-    from skimage.morphology import local_maxima, reconstruction
-    d, m = np.asarray(distance, float), np.asarray(mask, bool)
-    if not m.any():
-        return np.zeros(d.shape, int)
-    d = np.where(m, d, min(d[m].min(), 0) - h - 1)
+    "4-connected throughout": '''\
     cross = ndi.generate_binary_structure(2, 1)
     return ndi.label(local_maxima(reconstruction(d - h, d, footprint=cross), connectivity=1) & m)[0]
 ''',
-    "8-connected throughout": '''
-def hmax_seeds(distance, mask, h):
-    import numpy as np
-    from scipy import ndimage as ndi
-    from skimage.morphology import local_maxima, reconstruction
-    d, m = np.asarray(distance, float), np.asarray(mask, bool)
-    if not m.any():
-        return np.zeros(d.shape, int)
-    d = np.where(m, d, min(d[m].min(), 0) - h - 1)
+    "8-connected throughout": '''\
     return ndi.label(local_maxima(reconstruction(d - h, d)) & m, structure=np.ones((3, 3)))[0]
 ''',
 }
@@ -242,7 +212,8 @@ def hmax_seeds(distance, mask, h):
 
 @pytest.mark.parametrize("way", list(OTHER_CORRECT_SEEDS))
 def test_other_correct_ways_of_seeding_pass(way):
-    report = checks.evaluate("ex-04-hmaxima-seeds", _define(OTHER_CORRECT_SEEDS[way], "hmax_seeds"))
+    source = SEEDS_CELL_START + OTHER_CORRECT_SEEDS[way]
+    report = checks.evaluate("ex-04-hmaxima-seeds", _written("ex-04-hmaxima-seeds", source))
     assert report.passed, str(report)
 
 
@@ -256,10 +227,11 @@ def test_a_failed_check_hands_back_the_reference(capsys):
     assert "✗ ex-04-distance-target" in out and "islteach.postprocess.distance_map" in out
 
 
-# ------------------------------------------------------------- distance_maps.hmax_seeds itself
+# ------------------------------------------------------------- hmax_seeds itself (postprocess, distance_maps)
 def test_hmax_seeds_are_the_seeds_of_hmax_watershed():
     from skimage.segmentation import watershed
 
+    assert distance_maps.hmax_seeds is postprocess.hmax_seeds  # one function, exported by both modules
     rng = np.random.RandomState(0)
     for t in range(12):
         lab = _random_labels(rng, (80, 90), 8)

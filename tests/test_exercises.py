@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fixtures import MYST_HEADER, chapter_exercises, exercise_function
 
 from islteach import checks
 from islteach.notebooks import CHAPTERS, exercises, lint, render_notebook
@@ -19,16 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
 
-def _code_exercises():
-    out = []
-    for stem in CHAPTERS:
-        for ex in exercises(BOOK / f"{stem}.md"):
-            if ex["kind"] == "code":
-                out.append(pytest.param(stem, ex, id=ex["label"]))
-    return out
-
-
-CODE = _code_exercises()
+CODE = [pytest.param(stem, ex, id=label)
+        for stem in CHAPTERS for label, ex in chapter_exercises(stem).items()]
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -52,18 +45,9 @@ def test_every_check_is_registered_and_used_once():
     assert set(checks.CHECKS) <= set(used), f"registered checks no chapter uses: {sorted(set(checks.CHECKS) - set(used))}"
 
 
-def _function(sources, label):
-    ns: dict = {"__name__": "__exercise__"}
-    for src in sources:
-        exec(compile(src, f"<{label}>", "exec"), ns)
-    name = checks.CHECKS[label].name
-    assert name in ns, f"{label}: the cell does not define {name!r}"
-    return ns[name]
-
-
 @pytest.mark.parametrize("stem, ex", CODE)
 def test_solution_passes_its_check(stem, ex):
-    report = checks.evaluate(ex["label"], _function(ex["solution"], ex["label"]))
+    report = checks.evaluate(ex["label"], exercise_function(ex, "solution"))
     assert report.passed, str(report)
     assert len(report.cases) >= 2, f"{ex['label']}: a check needs at least 2 cases"
 
@@ -71,9 +55,11 @@ def test_solution_passes_its_check(stem, ex):
 @pytest.mark.parametrize("stem, ex", CODE)
 def test_stub_fails_its_check_with_a_hint(stem, ex, capsys):
     label = ex["label"]
-    stub = _function(ex["stub"], label)
+    stub = exercise_function(ex, "stub")
     report = checks.evaluate(label, stub)
     assert not report.passed
+    if any("NotImplementedError" in src for src in ex["stub"]):  # the stub raises it: "not written yet"
+        assert report.not_done, f"{label}: the stub raises NotImplementedError, yet its report is\n{report}"
     assert "hint:" in str(report), f"{label}: the stub's report gives no hint:\n{report}"
     # the chapter goes on with the package's implementation, and says so
     assert checks.run(label, stub) is checks.reference(label)
@@ -118,20 +104,7 @@ def test_colab_notebooks_show_exercises_as_plain_markdown(stem):
 
 
 # --- the linter refuses what leaks or breaks ---------------------------------------------------
-HEADER = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-        format_version: 0.13
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
-    # T
-    """)
+HEADER = MYST_HEADER + "# T\n"
 
 GOOD = textwrap.dedent("""\
     ````{exercise-start} Double

@@ -167,22 +167,21 @@ def check_iou_matrix(iou_matrix):
                "IoU = shared pixels / pixels in either object; the union counts the shared pixels once "
                "(|A| + |B| - |A ∩ B|). Leave the background (label 0) out: the matrix is 1 x 1 here")
 
-    t, p, want = _two_and_three()
-    out = np.asarray(iou_matrix(t, p), dtype=float)
-    yield Case("2 true and 3 predicted objects: shape (2, 3), rows are the true objects",
-               close(out, want),
-               f"expected shape (2, 3), got {out.shape}: rows are the true objects (y_true), columns the "
-               "predicted ones, and entry [i - 1, j - 1] belongs to true label i and predicted label j"
-               if out.shape != want.shape else
-               "the shape is right but some values are not: one true object exactly covered by a "
-               "prediction has IoU 1, a half of it IoU 0.5")
-
-    t, p, want = _with_gap()
-    out = np.asarray(iou_matrix(t, p), dtype=float)
-    yield Case("true labels 1 and 3 (no 2): shape (3, 2), a row of zeros for the missing label 2",
-               close(out, want),
-               "index the rows by label value, not by rank: label 3 is row 2, and a label value that "
-               "does not occur gets a row of zeros (don't renumber the objects)")
+    # (the case's labels and answer, its name, its hint, the hint for a wrong shape: None for the same)
+    for make, name, hint, shape_hint in (
+        (_two_and_three, "2 true and 3 predicted objects: shape (2, 3), rows are the true objects",
+         "the shape is right but some values are not: one true object exactly covered by a "
+         "prediction has IoU 1, a half of it IoU 0.5",
+         "expected shape (2, 3), got {shape}: rows are the true objects (y_true), columns the "
+         "predicted ones, and entry [i - 1, j - 1] belongs to true label i and predicted label j"),
+        (_with_gap, "true labels 1 and 3 (no 2): shape (3, 2), a row of zeros for the missing label 2",
+         "index the rows by label value, not by rank: label 3 is row 2, and a label value that "
+         "does not occur gets a row of zeros (don't renumber the objects)", None),
+    ):
+        t, p, want = make()
+        out = np.asarray(iou_matrix(t, p), dtype=float)
+        wrong_shape = shape_hint is not None and out.shape != want.shape
+        yield Case(name, close(out, want), shape_hint.format(shape=out.shape) if wrong_shape else hint)
 
     t = _three_discs()
     out = np.asarray(iou_matrix(t, np.zeros_like(t)), dtype=float)

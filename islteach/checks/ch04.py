@@ -8,7 +8,8 @@
 ``ex-04-hmaxima-seeds``
     ``hmax_seeds(distance, mask, h)``: the seeds of Bonte et al.'s watershed, connected
     components of the h-maxima of the distance inside the mask (reference
-    :func:`islteach.distance_maps.hmax_seeds`).
+    :func:`islteach.postprocess.hmax_seeds`, which :func:`islteach.postprocess.hmax_watershed`
+    seeds from).
 
 Every case is a small synthetic field whose answer is known by construction (discs, squares),
 plus one field compared with the package's implementation.
@@ -149,7 +150,7 @@ def _count(seeds) -> int:
     return len(np.unique(seeds[seeds > 0]))
 
 
-@register("ex-04-hmaxima-seeds", name="hmax_seeds", reference="islteach.distance_maps.hmax_seeds",
+@register("ex-04-hmaxima-seeds", name="hmax_seeds", reference="islteach.postprocess.hmax_seeds",
           hint="four steps: set the distance outside the mask below every value inside it; the h-maxima "
                "transform (skimage.morphology.reconstruction by dilation of distance - h under "
                "distance); its regional maxima (skimage.morphology.local_maxima) inside the mask; "
@@ -229,7 +230,7 @@ def _hmax_seeds(fn):
     yield Case("an empty mask: no seed", s is not None and _count(s) == 0,
                "a flat image is one big maximum: without the mask it becomes a seed")
 
-    from ..distance_maps import hmax_seeds
+    from ..postprocess import hmax_seeds
 
     noisy, mask = _bumpy_domes()
     s = _seeds(fn, noisy, mask, 1.5)
