@@ -1211,9 +1211,12 @@ class PairDataset(_TorchDataset):
     """torch ``Dataset`` of (input channels, target) crops with seeded random flips.
 
     Crop positions are drawn once, at construction (``n_crops`` per image, seeded, optionally
-    inside an ``allowed`` area); each access applies a random horizontal/vertical flip and
-    a random 90-degree rotation (when ``flips=True``), drawn from ``(seed, index, access count)``
-    so a run is reproducible.
+    inside an ``allowed`` area). :meth:`draw` returns item ``idx`` with a random horizontal /
+    vertical flip and 90-degree rotation (when ``flips=True``) drawn from ``(seed, idx, step)``:
+    the training loop (:func:`islteach.train.draw_batch`) passes its step, so what a training
+    sees depends on the seed and the step only, never on how often the dataset was read before
+    (a figure or a probe that reads items does not change a later training). ``ds[idx]`` is
+    ``ds.draw(idx, step=0)``.
 
     Parameters
     ----------
@@ -1266,34 +1269,27 @@ class PairDataset(_TorchDataset):
         for i, (x, a) in enumerate(zip(xs, allowed)):
             _, pos = random_crops(x[:1], self.crop_size, self.n_crops, seed=rng, allowed=a, return_positions=True)
             self.index.extend((i, int(py), int(px)) for py, px in pos)
-        self._draws = np.zeros(len(self.index), np.int64)
-
-    def state_dict(self) -> dict:
-        """The per-item draw counters (which flips come next), saved in training checkpoints."""
-        return {"draws": self._draws.copy()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`, so a resumed training run draws the same flips."""
-        draws = np.asarray(state["draws"], dtype=np.int64)
-        if draws.shape != self._draws.shape:
-            raise ValueError(f"state['draws'] must have shape {self._draws.shape}, got {draws.shape}")
-        self._draws = draws.copy()
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, idx):
+        return self.draw(idx, step=0)
+
+    def draw(self, idx: int, step: int):
+        """Item ``idx`` as training step ``step`` sees it (flips drawn from ``(seed, idx, step)``)."""
         import torch
 
         if not 0 <= idx < len(self.index):
             raise IndexError(idx)
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
         i, y0, x0 = self.index[idx]
         s = self.crop_size
         x = self.inputs[i][:, y0:y0 + s, x0:x0 + s]
         y = self.targets[i][:, y0:y0 + s, x0:x0 + s]
         if self.flips:
-            r = np.random.default_rng((self.seed, int(idx), int(self._draws[idx])))
-            self._draws[idx] += 1
+            r = np.random.default_rng((self.seed, int(idx), int(step)))
             fy, fx, rot = r.integers(0, 2), r.integers(0, 2), r.integers(0, 4)
             if fy:
                 x, y = x[:, ::-1], y[:, ::-1]

@@ -227,7 +227,9 @@ def _prepare(model, *, device, amp, optimizer, lr, weight_decay, scheduler, step
     """Device, optimiser, learning-rate schedule and AMP gradient scaler of a :func:`fit` run.
 
     Mixed precision and ``cudnn.benchmark`` are switched on for CUDA only; the model is
-    moved to the device before the optimiser is built.
+    moved to the device, in the ``channels_last`` memory format (1.3x faster training on
+    this book's CPU, ``benchmarks/bench_train.py``; recommended for AMP on GPUs too), before
+    the optimiser is built.
 
     Returns
     -------
@@ -245,7 +247,7 @@ def _prepare(model, *, device, amp, optimizer, lr, weight_decay, scheduler, step
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
     sched = _make_scheduler(opt, scheduler, steps, warmup)
     scaler = torch.amp.GradScaler("cuda", enabled=bool(amp) and on_cuda)
@@ -270,8 +272,12 @@ def draw_batch(train_set, step: int, *, seed: int, batch_size: int, device):
     g = torch.Generator().manual_seed(s)
     idx = torch.randint(len(train_set), (batch_size,), generator=g).tolist()
     _seed_all(s)
-    x, y = _collate([train_set[i] for i in idx])
-    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    draw = getattr(train_set, "draw", None)  # augmentations drawn from (seed, index, step), see PairDataset
+    x, y = _collate([draw(i, step) if draw is not None else train_set[i] for i in idx])
+    x = x.to(device, non_blocking=True)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
 
 
 def train_step(model, batch, loss_fn, opt, scaler, grad_clip: float | None = None) -> float:

@@ -350,16 +350,34 @@ def test_pair_dataset_yields_aligned_crops_with_reproducible_flips():
     assert len(a) == 6
     seen = set()
     for i in range(len(a)):
-        for _ in range(3):
-            (xa, ya), (xb, yb) = a[i], b[i]
+        for step in range(3):
+            (xa, ya), (xb, yb) = a.draw(i, step), b.draw(i, step)
             assert xa.dtype == torch.float32 and tuple(xa.shape) == (2, 32, 32) and tuple(ya.shape) == (1, 32, 32)
             torch.testing.assert_close(ya[0], xa[0] * 2)
             torch.testing.assert_close(xa, xb)
             seen.add(xa.numpy().tobytes())
-    assert len(seen) > 6  # flips vary between accesses
+    assert len(seen) > 6  # flips vary between steps
+    with pytest.raises(ValueError, match="step"):
+        a.draw(0, -1)
     ds = data.PairDataset([x, x], [labels, labels], crop_size=16, n_crops=2, seed=0, flips=False)
     xl, yl = ds[3]
     assert yl.dtype == torch.int64 and len(ds) == 4
+
+
+def test_pair_dataset_draws_depend_on_seed_index_and_step_not_on_earlier_reads():
+    """Reading items (a figure, a probe) must not change what a later training step sees."""
+    import torch
+
+    x = np.random.default_rng(1).random((1, 48, 48)).astype(np.float32)
+    fresh = data.PairDataset(x, x[0], crop_size=16, n_crops=8, seed=5)
+    probed = data.PairDataset(x, x[0], crop_size=16, n_crops=8, seed=5)
+    for i in range(len(probed)):  # a probe cell reads every item a few times
+        for _ in range(3):
+            probed[i]
+    for i in range(len(fresh)):
+        for step in (0, 7, 100):
+            torch.testing.assert_close(fresh.draw(i, step)[0], probed.draw(i, step)[0])
+        torch.testing.assert_close(fresh[i][0], fresh.draw(i, 0)[0])
 
 
 def test_pair_dataset_crops_respect_allowed_area_and_reject_mismatch():
