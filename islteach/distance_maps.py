@@ -50,6 +50,7 @@ from .postprocess import hmax_seeds  # defined there, next to hmax_watershed, wh
 
 __all__ = [
     "RECIPES",
+    "bonte_seed_run",
     "bonte_targets",
     "fpn2ws_targets",
     "make_targets",
@@ -525,6 +526,58 @@ def train_bonte(model, dataset, *, steps: int, alpha: float, batch_size: int = 8
     return fit(model, dataset, CombinedLoss(alpha), steps=steps, batch_size=batch_size, lr=lr,
                seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
                checkpoint_every=checkpoint_every, **fit_kwargs)
+
+
+def bonte_seed_run(x_train, y_train, x_val, y_val, x_test, y_test, *, seed: int, alpha: float, steps: int,
+                   encoder_name: str, encoder_weights=None, encoder_depth: int = 5, decoder_channels=None,
+                   crop_size: int = 128, n_crops: int = 20, scale: float = 1.0, batch_size: int = 8,
+                   lr: float = 1e-3, h_values=(0.5, 1.0, 2.0), min_size: int = 0, checkpoint_dir=None,
+                   checkpoint_every: int = 200, progress: bool = True, **fit_kwargs):
+    """Bonte et al.'s whole recipe for one seed: data set, initial weights, training, h on validation, test scores.
+
+    Everything random (crop positions, flips, batches, initial weights) follows from ``seed``,
+    so a second seed of the same recipe measures how much of a result is the luck of one draw.
+
+    Parameters
+    ----------
+    x_train, y_train, x_val, y_val, x_test, y_test : sequences of arrays
+        Normalised images and their instance labels.
+    seed : int
+    alpha, steps, batch_size, lr, checkpoint_dir, checkpoint_every, progress, **fit_kwargs
+        See :func:`train_bonte`.
+    encoder_name, encoder_weights, encoder_depth, decoder_channels
+        See :func:`bonte_model`.
+    crop_size, n_crops, scale
+        See :func:`instance_dataset`.
+    h_values : sequence of float
+        Candidate h, chosen on the validation images at F1@0.7 (:func:`choose_parameter`).
+    min_size : int
+
+    Returns
+    -------
+    model : torch.nn.Module
+    history : islteach.train.History
+    record : dict
+        :func:`islteach.metrics.score_record` on the test images, plus ``seed``, ``h`` and
+        ``train_seconds``.
+    """
+    import torch
+
+    from .metrics import score_record
+
+    ds = instance_dataset(x_train, y_train, "bonte", crop_size=crop_size, n_crops=n_crops, scale=scale, seed=seed)
+    torch.manual_seed(int(seed))
+    model = bonte_model(encoder_name, encoder_weights, in_channels=ds.inputs[0].shape[0],
+                        encoder_depth=encoder_depth, decoder_channels=decoder_channels)
+    model.train()
+    hist = train_bonte(model, ds, steps=steps, alpha=alpha, batch_size=batch_size, lr=lr, seed=seed,
+                       progress=progress, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                       **fit_kwargs)
+    maps_val = [predict_maps(model, x, scale=scale) for x in x_val]
+    h, _ = choose_parameter(maps_val, y_val, "bonte", list(h_values), min_size=min_size)
+    pred = [bonte_instances(predict_maps(model, x, scale=scale), h, min_size=min_size) for x in x_test]
+    record = {**score_record(y_test, pred), "seed": int(seed), "h": h, "train_seconds": round(hist.seconds, 1)}
+    return model, hist, record
 
 
 def train_fpn2ws(model, dataset, *, steps: int, freeze_steps: int = 0, batch_size: int = 8,

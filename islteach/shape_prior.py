@@ -44,6 +44,7 @@ from .provenance import shown_path
 
 __all__ = [
     "ShapeMLP",
+    "seed_run",
     "AffineEncoder",
     "ShapePriorModel",
     "canonical_grid",
@@ -92,11 +93,15 @@ class ShapeMLP(nn.Module):
     ----------
     widths : tuple of int
         Outputs of the two hidden layers (the paper: ``(8, 4)``).
-    init : {"radial", "default"}
+    init : {"radial", "elongated", "default"}
         ``"default"``: PyTorch's initialisation only. ``"radial"``: additionally the output
         layer's weight on ``r`` is 5 and its bias -5, so the initial shape is a blob around
         the origin (radius about 1) that fades outwards; training then shapes it. (The paper
         does not say how the MLP was initialised; a blob makes short CPU runs converge.)
+        ``"elongated"``: a shape that is *not* a disc, so that a round result is learned, not
+        inherited: the first layer computes ``|x| / 2`` and ``|y|`` with four ReLUs, the second
+        adds them, and the output is a blob where ``|x| / 2 + |y| < 3/4``, a diamond twice as
+        wide as high (axis ratio about 2).
 
     Examples
     --------
@@ -117,8 +122,26 @@ class ShapeMLP(nn.Module):
             with torch.no_grad():
                 self.fc3.weight[0, -1] = 5.0
                 self.fc3.bias[0] = -5.0
+        elif init == "elongated":
+            if w1 < 4 or w2 < 1:
+                raise ValueError(f"init='elongated' needs widths of at least (4, 1), got {widths}")
+            with torch.no_grad():
+                for layer in (self.fc1, self.fc2, self.fc3):
+                    layer.weight.zero_()
+                    layer.bias.zero_()
+                # fc1 units 0..3: relu(x/2), relu(-x/2), relu(y), relu(-y); inputs are (x, y, r)
+                self.fc1.weight[0, 0], self.fc1.weight[1, 0] = 0.5, -0.5
+                self.fc1.weight[2, 1], self.fc1.weight[3, 1] = 1.0, -1.0
+                self.fc2.weight[0, :4] = 1.0          # fc2 unit 0: |x| / 2 + |y|
+                self.fc3.weight[0, 0] = 10.0          # log p = -softplus(10 (|x|/2 + |y|) - 7.5)
+                self.fc3.bias[0] = -7.5
+                # small random weights elsewhere, so the other units can learn too
+                for layer in (self.fc1, self.fc2):
+                    extra = torch.randn_like(layer.weight) * 0.01
+                    extra[: (4 if layer is self.fc1 else 1)] = 0.0
+                    layer.weight += extra
         elif init != "default":
-            raise ValueError(f"init must be 'radial' or 'default', got {init!r}")
+            raise ValueError(f"init must be 'radial', 'elongated' or 'default', got {init!r}")
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """``coords`` (..., 2) as (x, y) -> log p(s) with shape (...)."""
@@ -967,3 +990,54 @@ def _register_cost_model() -> None:
 
 
 _register_cost_model()
+
+
+def seed_run(x_train, mask_train, k_train, x_test, lab_test, *, seed: int, alpha: float, steps: int,
+             encoder_name: str, encoder_weights=None, presence_prior: float = 0.1, shape_init: str = "radial",
+             batch_size: int = 8, lr: float = 1e-2, optimizer: str = "sgd", grid_size: int | None = None,
+             test_grid: int | None = None, checkpoint_dir=None, checkpoint_every: int = 200, device=None,
+             progress: bool = False) -> tuple:
+    """One seed of the chapter's recipe: initial weights, training, test scores and the learned shape.
+
+    Everything random (initial weights, batches, flips) follows from ``seed``, so running the
+    recipe for several seeds measures how much of a difference between two settings (with and
+    without the count loss) is the luck of one draw.
+
+    Parameters
+    ----------
+    x_train, mask_train, k_train
+        Training patches, their binary masks and nucleus counts (see :func:`train_shape_prior`).
+    x_test, lab_test
+        Test patches and their instance labels.
+    seed : int
+    alpha, steps, batch_size, lr, optimizer, grid_size, checkpoint_dir, checkpoint_every, device, progress
+        See :func:`train_shape_prior`.
+    encoder_name, encoder_weights, presence_prior, shape_init
+        See :class:`ShapePriorModel`.
+    test_grid : int, optional
+        Rendering grid of the test predictions (default: the patch side).
+
+    Returns
+    -------
+    model : ShapePriorModel
+    history : dict
+    record : dict
+        ``seed``, ``f1_05`` and ``f1_05_post`` (instance F1 at IoU 0.5 without / with the merge
+        post-processing), ``n_present`` (mean present candidates per test patch),
+        ``shape_init`` and ``shape`` (:func:`canonical_shape_stats` before and after training).
+    """
+    torch.manual_seed(int(seed))
+    model = ShapePriorModel(encoder_name=encoder_name, encoder_weights=encoder_weights,
+                            presence_prior=presence_prior, shape_init=shape_init, verbose=False)
+    before = canonical_shape_stats(model.shape)
+    hist = train_shape_prior(model, x_train, mask_train, k_train, steps=steps, batch_size=batch_size, lr=lr,
+                             alpha=alpha, optimizer=optimizer, grid_size=grid_size, seed=seed, device=device,
+                             progress=progress, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+    params = predict_params(model, x_test, device=device)
+    grid = int(test_grid or x_test.shape[-1])
+    record = {"seed": int(seed), "n_present": float((params["presence"] > 0.5).sum(1).mean()),
+              "shape_init": before, "shape": canonical_shape_stats(model.shape)}
+    for post in (False, True):
+        pred = predict_instances(model, x_test, params=params, grid_size=grid, post=post, device=device)
+        record["f1_05_post" if post else "f1_05"] = float(evaluate_instances(lab_test, pred)["f1_05"])
+    return model, hist, record

@@ -197,6 +197,38 @@ def test_bonte_training_continued_from_its_checkpoint_equals_one_longer_run(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
+def test_bonte_training_gives_the_same_weights_whether_or_not_a_probe_read_the_data_first():
+    """Chapter 4 reads 16 training items (the loss-ratio probe) before it trains: that must not matter."""
+    def run(probe):
+        field = make_field(64, seed=3)
+        ds = I.instance_dataset([normalize_percentile(field["dapi"])], [field["nuclei"]], "bonte",
+                                crop_size=32, n_crops=3, seed=1)
+        if probe:
+            for i in range(len(ds)):
+                for _ in range(4):
+                    ds[i]
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 1))
+        h = I.train_bonte(m, ds, steps=6, alpha=1.0, batch_size=2, lr=3e-3, seed=5, progress=False, device="cpu")
+        return m, h
+
+    (a, ha), (b, hb) = run(False), run(True)
+    assert _same_weights(a, b) and ha.loss == hb.loss
+
+
+def test_bonte_seed_run_trains_chooses_h_on_validation_and_scores_the_test_images():
+    f = [make_field(64, seed=s) for s in (3, 4, 5)]
+    x = [normalize_percentile(g["dapi"]) for g in f]
+    y = [g["nuclei"] for g in f]
+    kw = dict(alpha=1.0, steps=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=[16, 8, 4],
+              crop_size=32, n_crops=2, batch_size=2, h_values=[0.5, 1.0], progress=False, device="cpu")
+    m, h, rec = I.bonte_seed_run(x[:1], y[:1], x[1:2], y[1:2], x[2:], y[2:], seed=7, **kw)
+    assert rec["seed"] == 7 and rec["h"] in (0.5, 1.0) and set(rec["f1"]) >= {"0.7", "0.9"}
+    assert h.step[-1] == 3
+    _, _, again = I.bonte_seed_run(x[:1], y[:1], x[1:2], y[1:2], x[2:], y[2:], seed=7, **kw)
+    assert again["f1"] == rec["f1"]  # the seed fixes the whole run
+
+
 class _TinyFPN(torch.nn.Module):
     """A stand-in for one FPN of FPN2-WS: an ``encoder`` and a sigmoid head (fast on a CPU)."""
 

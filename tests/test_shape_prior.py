@@ -352,3 +352,34 @@ def test_resuming_refuses_another_number_of_steps_and_bad_checkpoint_arguments(t
     assert torch.load(tmp_path / "last.pt", weights_only=False)["steps"] == 8
     with pytest.raises(ValueError, match="checkpoint_every"):
         _tiny_shape_run(4, tmp_path, checkpoint_every=0)
+
+
+def test_elongated_initial_shape_is_a_diamond_twice_as_wide_as_high():
+    torch.manual_seed(0)
+    mlp = sp.ShapeMLP(init="elongated")
+    stats = sp.canonical_shape_stats(mlp)
+    assert abs(stats["axis_ratio"] - 2.0) < 0.05  # not a disc: a round result must be learned
+    p = torch.exp(mlp(torch.tensor([[1.2, 0.0], [0.0, 0.6], [0.0, 1.2], [0.6, 0.6]])))
+    assert p[0] > 0.5 and p[1] > 0.5 and p[2] < 0.02 and p[3] < 0.5  # |x|/2 + |y| < 3/4 inside
+    radial = sp.canonical_shape_stats(sp.ShapeMLP(init="radial"))
+    assert abs(radial["axis_ratio"] - 1.0) < 0.05
+    with pytest.raises(ValueError, match="init"):
+        sp.ShapeMLP(init="square")
+    with pytest.raises(ValueError, match="widths"):
+        sp.ShapeMLP(widths=(3, 2), init="elongated")
+
+
+def test_seed_run_fixes_the_whole_run_by_its_seed():
+    from islteach.synth import make_field
+
+    f = [make_field(64, seed=s) for s in range(3)]
+    x = np.stack([(g["dapi"] - g["dapi"].mean()) / g["dapi"].std() for g in f]).astype(np.float32)
+    lab = np.stack([g["nuclei"] for g in f])
+    k = np.array([sp.count_instances(l) for l in lab])
+    kw = dict(alpha=1e-2, steps=3, encoder_name="tiny", shape_init="elongated", batch_size=2, lr=1e-2,
+              grid_size=16, device="cpu")
+    _, _, a = sp.seed_run(x[:2], lab[:2] > 0, k[:2], x[2:], lab[2:], seed=4, **kw)
+    _, _, b = sp.seed_run(x[:2], lab[:2] > 0, k[:2], x[2:], lab[2:], seed=4, **kw)
+    assert a == b and a["seed"] == 4
+    assert set(a) == {"seed", "n_present", "shape_init", "shape", "f1_05", "f1_05_post"}
+    assert abs(a["shape_init"]["axis_ratio"] - 2.0) < 0.05 and 0.0 <= a["f1_05_post"] <= 1.0
