@@ -191,6 +191,42 @@ def _finetunes(name, n_values, seeds, inits, ft, side, tests, unet_kw) -> list:
     return [Work(f"{name} ({points} fine-tunings)", flops=points * (per.flops + evals.flops))]
 
 
+def difficulty_sweep_works(ch3, reused: int = 1) -> list:
+    """The trainings of chapter 3's difficulty sweep (:func:`islteach.transfer.difficulty_sweep`) as :class:`Work`.
+
+    Parameters
+    ----------
+    ch3 : profile section or dict
+        Chapter 3's sizes (``P.ch3``): ``synth_difficulties``, ``seeds``, ``synth_pretext``,
+        ``synth_finetune``, ``synth_size``, ``synth_bf_planes``, ``synth_phase``, ``synth_test_fields``.
+    reused : int
+        How many of the difficulties (the easiest ones) come from another track's cache (chapter
+        3's track A is the easiest microscope), so cost nothing here.
+
+    Examples
+    --------
+    >>> ch3 = {"synth_difficulties": [0.0, 0.5, 1.0], "seeds": [0, 1, 2], "synth_size": 128,
+    ...        "synth_bf_planes": [0, 4], "synth_phase": True, "synth_test_fields": 8,
+    ...        "synth_pretext": {"encoder_name": "resnet18", "steps": 300, "batch_size": 8, "crop_size": 64},
+    ...        "synth_finetune": {"steps": 60, "batch_size": 4, "crop_size": 64, "n_last": 3}}
+    >>> [w.name for w in difficulty_sweep_works(ch3)]
+    ['difficulty sweep: 2 pretexts', 'difficulty sweep: 12 fine-tunings']
+    """
+    pretext, finetune = ch3["synth_pretext"], ch3["synth_finetune"]
+    todo = max(0, len(list(ch3["synth_difficulties"])) - int(reused))
+    unet_kw = {"encoder_name": pretext["encoder_name"],
+               "in_channels": len(ch3["synth_bf_planes"]) + int(bool(ch3["synth_phase"])), "classes": 1}
+    pre = training("", "unet", crop_size=int(pretext["crop_size"]), batch_size=int(pretext["batch_size"]),
+                        steps=int(pretext["steps"]), **unet_kw)
+    ft = training("", "unet", crop_size=int(finetune["crop_size"]), batch_size=int(finetune["batch_size"]),
+                       steps=int(finetune["steps"]), **unet_kw)
+    ev = prediction("", "unet", side=int(ch3["synth_size"]),
+                         n=int(ch3["synth_test_fields"]) * int(finetune.get("n_last", 1)), **unet_kw)
+    points = todo * len(list(ch3["seeds"])) * 2
+    return [Work(f"difficulty sweep: {todo} pretexts", flops=todo * pre.flops),
+            Work(f"difficulty sweep: {points} fine-tunings", flops=points * (ft.flops + ev.flops))]
+
+
 def chapter_works(chapter: str, **sizes) -> list:
     """The trainings and predictions of one chapter with the sizes of its profile section, as :class:`Work`.
 
@@ -234,6 +270,8 @@ def chapter_works(chapter: str, **sizes) -> list:
         works += _finetunes("ISL-field track", s["isl_n_values"], s["seeds"], isl_inits, ft_i, 256, 4, isl)
         if s["isl_control"] != "never":
             works += _finetunes("MAP2 control", s["control_n_values"], s["seeds"], 1, ft_i, 256, 4, isl)
+        if s.get("synth_difficulties"):
+            works += difficulty_sweep_works(s)
         return works
     if chapter == "ch4":
         bonte = _unet(s["encoder_name"], 1, 2, **({"encoder_depth": s["encoder_depth"],
@@ -246,11 +284,13 @@ def chapter_works(chapter: str, **sizes) -> list:
         inits = 2 + int(imagenet)
         cells = _unet(s["encoder_name"], 5, 2)
         isl = _unet(s.get("isl_encoder_name", s["encoder_name"]), 3, 2)
-        return [training("Bonte U-Net", crop_size=s["crop_size"], batch_size=s["batch_size"], steps=s["bonte_steps"],
-                         **bonte),
+        n_bonte = len(s.get("bonte_seeds") or [0])
+        return [Work(f"Bonte U-Net ({n_bonte} seed{'s' if n_bonte > 1 else ''})",
+                     flops=n_bonte * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                                              steps=s["bonte_steps"], **bonte).flops),
                 Work("FPN2-WS (two FPNs)", flops=2 * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
                                                              steps=s["fpn_steps"], **fpn).flops),
-                prediction("predictions (test + validation)", side=side, n=2 * n_eval, **bonte),
+                prediction("predictions (test + validation)", side=side, n=(1 + n_bonte) * n_eval, **bonte),
                 training("synthetic cells pretext", crop_size=s["crop_size"], batch_size=s["transfer_batch"],
                          steps=s["transfer_pretext_steps"], **cells),
                 Work(f"synthetic cells transfer ({len(s['transfer_n']) * len(s['transfer_seeds']) * inits} points)",
@@ -270,7 +310,8 @@ def chapter_works(chapter: str, **sizes) -> list:
         model = (lambda: sp(**kw))
         ref = _unet(s["reference_encoder"], 1, 2, encoder_depth=4, decoder_channels=[128, 64, 32, 16])
         one = training("", model, crop_size=s["crop_size"], batch_size=s["batch_size"], steps=1, in_channels=1).flops
-        return [Work("DSB models (3 variants)", flops=3 * s["steps"] * one),
+        n_seeds = len(s.get("seeds") or [0])
+        return [Work(f"DSB models (2 settings x {n_seeds} seeds)", flops=2 * n_seeds * s["steps"] * one),
                 Work("BBBC039 model", flops=s["bbbc039_steps"] * one),
                 training("fully supervised reference", crop_size=s["crop_size"], batch_size=s["reference_batch_size"],
                          steps=s["reference_steps"], **ref)]

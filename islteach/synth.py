@@ -41,6 +41,19 @@ The nuclear brightness in ``dapi`` is independent of anything visible in the
 label-free images, and debris and granules look like small cells there, so a
 network must learn shape and texture cues and cannot reach a perfect correlation.
 
+Difficulty
+    One scalar knob, ``difficulty`` in [0, 1], sets how visible the nuclei are in the
+    label-free images (:func:`difficulty_settings` gives the mapping): the nuclear dome's
+    optical path and absorption shrink (nuclear phase and absorption contrast
+    :math:`\times (1 - 0.85\,d)`, so at ``d = 1`` the nucleus is hardly thicker than
+    the cytoplasm around it and is seen mostly through its nucleoli and the absence of
+    granules), the bright-field planes move further from focus (defocus
+    :math:`\times (1 + d)`, more blur from the condenser's partial coherence) and fewer
+    photons reach the camera (``photons_bf`` :math:`/ (1 + 9 d)`, more shot noise in the
+    bright-field and phase-contrast images). ``difficulty=0`` is the default microscope
+    (identical arrays to a call without it); the specimen (geometry, labels, DAPI,
+    CellMask) does not depend on it.
+
 Examples
 --------
 >>> from islteach.synth import make_field
@@ -58,9 +71,46 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
-__all__ = ["make_field", "make_fields"]
+__all__ = ["make_field", "make_fields", "difficulty_settings", "DIFFICULTY_FACTORS"]
 
 _MARGIN = 16
+
+#: How ``difficulty`` d in [0, 1] scales the label-free imaging (see :func:`difficulty_settings`):
+#: nuclear optical path and absorption x (1 - nuclear * d), defocus x (1 + defocus * d),
+#: bright-field photons / (1 + noise * d).
+DIFFICULTY_FACTORS = {"nuclear": 0.85, "defocus": 1.0, "noise": 9.0}
+
+
+def difficulty_settings(difficulty: float = 0.0) -> dict:
+    """The imaging settings one ``difficulty`` (0 = the default microscope, 1 = the hardest) maps to.
+
+    Parameters
+    ----------
+    difficulty : float
+        In [0, 1]: how hard the nuclei are to see in the label-free images.
+
+    Returns
+    -------
+    dict
+        ``nuclear_contrast`` (factor on the nuclear dome's optical path and absorption),
+        ``defocus`` (factor on ``z_um``), ``photons_bf`` (factor on the bright-field photon
+        count): all 1 at ``difficulty=0``.
+
+    Examples
+    --------
+    >>> difficulty_settings(0.0)
+    {'nuclear_contrast': 1.0, 'defocus': 1.0, 'photons_bf': 1.0}
+    >>> {k: round(v, 3) for k, v in difficulty_settings(1.0).items()}
+    {'nuclear_contrast': 0.15, 'defocus': 2.0, 'photons_bf': 0.1}
+    """
+    if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float, np.integer, np.floating)):
+        raise ValueError(f"difficulty must be a number in [0, 1], got {difficulty!r}")
+    d = float(difficulty)
+    if not 0.0 <= d <= 1.0:
+        raise ValueError(f"difficulty must be a number in [0, 1], got {difficulty!r}")
+    f = DIFFICULTY_FACTORS
+    return {"nuclear_contrast": 1.0 - f["nuclear"] * d, "defocus": 1.0 + f["defocus"] * d,
+            "photons_bf": 1.0 / (1.0 + f["noise"] * d)}
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,7 +201,7 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
                density: float = 0.5, z_um=(-4.0, -2.0, 0.0, 2.0, 4.0), pixel_um: float = 0.5,
                wavelength_um: float = 0.55, na: float = 0.45, na_condenser: float = 0.12,
                psf_sigma: float = 1.2, photons: float = 300.0, photons_bf: float = 2000.0,
-               noise: bool = True) -> dict:
+               noise: bool = True, difficulty: float = 0.0) -> dict:
     """One synthetic field with known nuclei and cells, fluorescence and label-free images.
 
     Parameters
@@ -177,6 +227,10 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
         Photon scale of the fluorescence peak and of the bright-field/phase background.
     noise : bool
         Add shot noise (``False``: expected images).
+    difficulty : float
+        In [0, 1]: how hard the nuclei are to see in the label-free images (nuclear phase and
+        absorption contrast, defocus, bright-field photons; :func:`difficulty_settings`).
+        It scales ``z_um`` and ``photons_bf``; 0 leaves everything as given.
 
     Returns
     -------
@@ -204,13 +258,16 @@ def make_field(size: int = 256, seed: int = 0, *, cell_radius: float = 14.0, spa
     if z_um.ndim != 1 or z_um.size == 0:
         raise ValueError(f"z_um must be a non-empty 1-D sequence of defocus values, got {z_um!r}")
 
+    knob = difficulty_settings(difficulty)
+    z_um = z_um * knob["defocus"]
+    photons_bf = float(photons_bf) * knob["photons_bf"]
     rng = np.random.default_rng(int(seed))
     n = int(size) + 2 * _MARGIN
     q2_um, q2_px = _freq(n, float(pixel_um))
     otf_psf = _gauss_otf(q2_px, psf_sigma)
     # the random draws happen in this order: geometry, optical path, illumination, noise
     g = _specimen_geometry(rng, n, float(cell_radius), spacing, density)
-    phi, absorb, nuc_dome, nucleoli, tex = _optical_path(rng, g, q2_px)
+    phi, absorb, nuc_dome, nucleoli, tex = _optical_path(rng, g, q2_px, knob["nuclear_contrast"])
     dapi, cellmask = _fluorescence(g, nuc_dome, nucleoli, tex, otf_psf)
     bright, phase = _label_free(rng, g, phi, absorb, q2_um, q2_px, otf_psf, z_um, wavelength_um, na,
                                 na_condenser)
@@ -283,8 +340,10 @@ def _specimen_geometry(rng, n: int, R: float, spacing: float, density: float) ->
             "ncy": ncy, "ncx": ncx, "h_cyto": h_cyto, "h_nuc": h_nuc, "dna": dna}
 
 
-def _optical_path(rng, g: dict, q2_px):
+def _optical_path(rng, g: dict, q2_px, nuclear_contrast: float = 1.0):
     """Optical path difference (radians) and absorption of the specimen :func:`_specimen_geometry` drew.
+
+    ``nuclear_contrast`` scales the nuclear dome's optical path and absorption (1: the default).
 
     Returns
     -------
@@ -317,9 +376,10 @@ def _optical_path(rng, g: dict, q2_px):
     # one blurred noise field: chromatin texture in nuclei, granules in the cytoplasm (disjoint)
     tex = _blur(_normals(rng, (n, n)), q2_px, 1.2) * np.float32(2.5)
     granules = np.clip(tex, 0, None) * (cell_in & ~nuc_in)
-    phi = (g["h_cyto"][vor] * cyto_dome + g["h_nuc"][vor] * nuc_dome + 0.06 * nucleoli
+    h_nuc = g["h_nuc"] * np.float32(nuclear_contrast) if nuclear_contrast != 1.0 else g["h_nuc"]
+    phi = (g["h_cyto"][vor] * cyto_dome + h_nuc[vor] * nuc_dome + 0.06 * nucleoli
            + 0.05 * granules + 0.25 * debris).astype(np.float32)
-    absorb = (0.05 * g["h_nuc"][vor] * nuc_dome + 0.03 * debris).astype(np.float32)
+    absorb = (0.05 * h_nuc[vor] * nuc_dome + 0.03 * debris).astype(np.float32)
     return phi, absorb, nuc_dome, nucleoli, tex
 
 

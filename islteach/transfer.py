@@ -60,10 +60,11 @@ __all__ = [
     "ShiftedSigmoid", "SegmentationNet", "segmentation_model",
     "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
     "synthetic_fields", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
+    "SYNTH_SEEDS", "synthetic_track", "difficulty_sweep", "plot_difficulty_sweep", "chapter3_headline",
     "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner",
     "INSTANCE_INITS", "instance_model", "InstancePointRunner", "gain_rows", "format_gains", "baseline_inits",
-    "mean_metric", "verdict", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
-    "shifted_sigmoid", "summary_table", "gain_table", "spread_comparison", "legend_below", "add_error_key",
+    "mean_metric", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
+    "shifted_sigmoid", "summary_table", "gain_table", "legend_below", "add_error_key",
 ]
 
 #: Bonte et al.'s relative IoU gain of the ISL initialisation over ImageNet, in percent, per N.
@@ -629,6 +630,7 @@ def _as_image_list(x, name, ndim):
 def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, steps: int, batch_size: int,
                           lr: float, crop_size: int, n_crops: int = 5, seed: int = 0, eval_every: int | None = None,
                           n_last: int = 3, threshold: float = 0.5, tile: int = 256, overlap: int = 32,
+                          encoder_lr_scale: float = 1.0, freeze_encoder_steps: int = 0, scheduler=None,
                           keep_prediction: bool = False, progress: bool = False, device=None) -> dict:
     """Fine-tune a :class:`SegmentationNet` with the soft Jaccard loss and score it on the test images.
 
@@ -658,6 +660,14 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
         Probability threshold of the segmentation.
     tile, overlap : int
         Tiled prediction of the test images.
+    encoder_lr_scale : float
+        The encoder (``model.body.encoder``) learns at ``lr * encoder_lr_scale``, the decoder
+        and head at ``lr``: a lower rate keeps more of what a pretrained encoder knew.
+    freeze_encoder_steps : int
+        The encoder is frozen (no gradient) for the first this many steps, so the decoder
+        adapts to the new task before the encoder changes (Zaki et al. freeze it at first).
+    scheduler : {None, "constant", "cosine"}
+        Learning-rate schedule of :func:`islteach.train.fit` (default constant).
     keep_prediction : bool
         Also return the probability map of the first test image (float16) as ``prediction``.
     progress : bool
@@ -688,6 +698,24 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     eval_every = max(1, steps // 10) if eval_every is None else int(eval_every)
+    if isinstance(encoder_lr_scale, bool) or not isinstance(encoder_lr_scale, (int, float)) or not encoder_lr_scale > 0:
+        raise ValueError(f"encoder_lr_scale must be a positive number, got {encoder_lr_scale!r}")
+    if isinstance(freeze_encoder_steps, bool) or not isinstance(freeze_encoder_steps, (int, np.integer)) \
+            or not 0 <= freeze_encoder_steps < steps:
+        raise ValueError(f"freeze_encoder_steps must be an integer in 0..steps-1, got {freeze_encoder_steps!r}")
+    encoder = getattr(getattr(model, "body", None), "encoder", None)
+    if (encoder_lr_scale != 1.0 or freeze_encoder_steps) and not isinstance(encoder, nn.Module):
+        raise ValueError("encoder_lr_scale and freeze_encoder_steps need a model whose body has an encoder "
+                         "(a SegmentationNet around a U-Net)")
+    optimizer = "adam"
+    if encoder_lr_scale != 1.0 or freeze_encoder_steps:  # every parameter in the optimiser, frozen ones too
+        enc_ids = {id(p) for p in encoder.parameters()}
+        optimizer = torch.optim.Adam([
+            {"params": [p for p in encoder.parameters()], "lr": float(lr) * float(encoder_lr_scale)},
+            {"params": [p for p in model.parameters() if id(p) not in enc_ids], "lr": float(lr)}])
+    if freeze_encoder_steps:
+        for p in encoder.parameters():
+            p.requires_grad_(False)
     targets = [np.asarray(m).astype(np.float32)[None] for m in train_masks]
     ds = PairDataset(train_x, targets, crop_size=int(crop_size), n_crops=int(n_crops), seed=int(seed), flips=True)
     eval_steps = {steps - k * eval_every for k in range(n_last) if steps - k * eval_every >= 1}
@@ -705,11 +733,15 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
         last_pred["p"] = probs[0]
 
     def callback(step, loss):
+        if freeze_encoder_steps and step == int(freeze_encoder_steps):
+            for p in encoder.parameters():
+                p.requires_grad_(True)
         if step in eval_steps:
             evaluate(step)
 
     hist = fit(model, ds, SoftJaccardLoss(), steps=int(steps), batch_size=int(batch_size), lr=float(lr),
-               optimizer="adam", seed=int(seed), device=device, progress=progress, callback=callback)
+               optimizer=optimizer, scheduler=scheduler, seed=int(seed), device=device, progress=progress,
+               callback=callback)
     vals = [checkpoints[s] for s in sorted(checkpoints)]
     out = {"iou": float(np.mean(vals)), "iou_final": vals[-1],
            "iou_checkpoints": {str(k): v for k, v in sorted(checkpoints.items())},
@@ -808,12 +840,17 @@ def train_pretext(x, y, *, encoder_name: str = "resnet18", encoder_weights=None,
                                 warmup=warmup, seed=seed, progress=progress, device=device)
 
 
-def synthetic_pretext_path(target: str = "dapi", profile=None) -> Path:
-    """``results_dir()/"models"/"synth_<target>.pt"``: where chapter 3 keeps its synthetic pretext model."""
+def synthetic_pretext_path(target: str = "dapi", profile=None, difficulty=None) -> Path:
+    """``results_dir()/"models"/"synth_<target>.pt"``: where chapter 3 keeps its synthetic pretext model.
+
+    With a ``difficulty`` (:func:`islteach.synth.difficulty_settings`) the file is
+    ``synth_<target>_d<difficulty>.pt``, one per microscope of the difficulty sweep.
+    """
     from .provenance import results_dir
 
     name = profile if isinstance(profile, str) or profile is None else profile.name
-    return results_dir(name) / "models" / f"synth_{target}.pt"
+    suffix = "" if difficulty is None else f"_d{float(difficulty):.2f}"
+    return results_dir(name) / "models" / f"synth_{target}{suffix}.pt"
 
 
 def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, progress: bool = True,
@@ -826,7 +863,9 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     recipe : dict
         ``pretext_seeds`` (list of field seeds), ``size``, ``bf_planes``, ``phase``,
         ``encoder_name``, ``encoder_weights``, ``steps``, ``batch_size``, ``lr``, ``crop_size``,
-        ``n_crops``, ``seed``, and ``eval_seeds`` (fields on which the PCC is measured).
+        ``n_crops``, ``seed``, and ``eval_seeds`` (fields on which the PCC is measured);
+        optionally ``difficulty`` (the synthetic microscope's, :func:`islteach.synth.make_field`;
+        its model is saved under its own name, :func:`synthetic_pretext_path`).
         A saved model made with another recipe is retrained.
     profile : str or Profile, optional
 
@@ -846,7 +885,15 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
         raise ValueError(f"recipe must hold {list(keys)}; it is missing {missing}")
     rec = {k: _jsonable(recipe[k]) for k in keys}
     rec["target"] = target
-    path = synthetic_pretext_path(target, profile)
+    difficulty = recipe.get("difficulty")
+    field_kw = {}
+    if difficulty is not None:
+        from .synth import difficulty_settings
+
+        rec["difficulty"] = float(difficulty)
+        rec["imaging"] = difficulty_settings(float(difficulty))  # a change of the knob's mapping retrains
+        field_kw["difficulty"] = float(difficulty)
+    path = synthetic_pretext_path(target, profile, difficulty)
     if path.exists():
         try:
             model, meta = load_model(path, device=device)
@@ -858,7 +905,7 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
         except Exception as e:  # corrupt or incompatible file
             print(f"Could not load {shown_path(path)} ({type(e).__name__}: {e}); retraining.")
     pool = synthetic_fields(rec["pretext_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
-                            phase=rec["phase"], target=target)
+                            phase=rec["phase"], target=target, **field_kw)
     print(f"Training the synthetic {target} pretext model on {len(pool['x'])} fields "
           f"({rec['steps']} steps, {rec['encoder_name']}).")
     t0 = time.perf_counter()
@@ -868,7 +915,7 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
                                 n_crops=rec["n_crops"], seed=rec["seed"], progress=progress, device=device)
     seconds = time.perf_counter() - t0
     ev = synthetic_fields(rec["eval_seeds"], size=rec["size"], bf_planes=rec["bf_planes"],
-                          phase=rec["phase"], target=target)
+                          phase=rec["phase"], target=target, **field_kw)
     preds = segmentation_scores(model, ev["x"], device=device)
     pccs = [pcc(p, t[0]) for p, t in zip(preds, ev["y"])]
     meta = {"recipe": rec, "pcc": float(np.mean(pccs)), "pcc_per_field": pccs,
@@ -879,6 +926,271 @@ def get_synthetic_pretext(target: str = "dapi", *, recipe: dict, profile=None, p
     meta["config"] = dict(model.islteach_config)
     print(f"Saved it to {shown_path(path)}: PCC {meta['pcc']:.3f} on {len(pccs)} held-out fields, {seconds:.0f} s.")
     return model, meta
+
+
+# =============================================================================== the difficulty sweep
+#: First seeds of the synthetic field pools (disjoint ranges): pretext, annotated pool, test, PCC evaluation.
+SYNTH_SEEDS = {"pretext": 10_000, "pool": 0, "test": 20_000, "eval": 30_000}
+
+
+def synthetic_track(difficulty: float = 0.0, *, n_values, seeds, pretext: dict, finetune: dict, size: int,
+                    bf_planes, phase: bool, pool_fields: int, test_fields: int, eval_fields: int, seed: int = 0,
+                    controls=(), inits=None, cache_dir=None, profile=None, device=None, executor=None,
+                    progress: bool = True) -> dict:
+    """One synthetic microscope's learning curve: pretext, annotated pool, test fields, every (init, N, seed) point.
+
+    The field seeds come from :data:`SYNTH_SEEDS` (disjoint pools), so every difficulty images
+    the *same specimens*. The label-free -> DAPI pretext is trained on ``pretext["n_fields"]``
+    fields (:func:`get_synthetic_pretext`, saved per difficulty and reused on the next run);
+    the inits ``"random"`` (plus ``"imagenet"`` when its weights can be had), ``"isl"``, the
+    control pretexts of ``controls`` (e.g. ``["cellmask"]``, as ``"isl-cellmask"``) and
+    ``"zero-shot"`` run through :func:`make_point_runner` and :func:`learning_curve`, cached in
+    ``cache_dir/d<difficulty>``. Two calls with the same sizes share their cached points (the
+    difficulty sweep reuses the chapter's N = 1 points of the easiest microscope).
+
+    Parameters
+    ----------
+    difficulty : float
+        In [0, 1] (:func:`islteach.synth.difficulty_settings`).
+    n_values, seeds : sequences of int
+    pretext : dict
+        ``n_fields``, ``encoder_name``, ``encoder_weights``, ``steps``, ``batch_size``, ``lr``,
+        ``crop_size``, ``n_crops`` (chapter 3's ``synth_pretext``).
+    finetune : dict
+        Keyword arguments of :func:`finetune_and_evaluate` (chapter 3's ``synth_finetune``).
+    size : int
+    bf_planes, phase
+        Input channels (:func:`synthetic_fields`).
+    pool_fields, test_fields, eval_fields : int
+        Annotated pool (at least ``max(n_values)``), test fields, fields of the pretext's PCC.
+    seed : int
+        Seed of the pretext trainings (the profile's).
+    controls : sequence of str
+        Control pretext targets (``"cellmask"``).
+    inits : sequence of str, optional
+        Run only these of the inits (default: every one).
+    cache_dir : path-like, optional
+    profile : str or Profile, optional
+    device : optional
+    executor : optional
+        Runs the points side by side (:func:`learning_curve`); the pretext is trained here first.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``records``, ``inits``, ``baselines`` (the baseline inits that ran), ``pretext_meta``
+        (``{init: metadata}``), ``pretext_recipe``, ``pool`` and ``test`` (:func:`synthetic_fields`),
+        ``config``, ``difficulty``.
+    """
+    from .synth import difficulty_settings
+
+    difficulty_settings(difficulty)  # checks the range
+    d = float(difficulty)
+    n_values = _check_int_list(n_values, "n_values", 1)
+    seeds = _check_int_list(seeds, "seeds", 0)
+    need = ("n_fields", "encoder_name", "encoder_weights", "steps", "batch_size", "lr", "crop_size", "n_crops")
+    missing = [k for k in need if k not in pretext]
+    if missing:
+        raise ValueError(f"pretext must hold {list(need)}; it is missing {missing}")
+    for name, v in (("pool_fields", pool_fields), ("test_fields", test_fields), ("eval_fields", eval_fields)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if max(n_values) > pool_fields:
+        raise ValueError(f"N={max(n_values)} is larger than the annotated pool ({pool_fields} fields)")
+    S = SYNTH_SEEDS
+    seeds_pretext = list(range(S["pretext"], S["pretext"] + int(pretext["n_fields"])))
+    seeds_pool = list(range(S["pool"], S["pool"] + int(pool_fields)))
+    seeds_test = list(range(S["test"], S["test"] + int(test_fields)))
+    seeds_eval = list(range(S["eval"], S["eval"] + int(eval_fields)))
+    kw = dict(size=int(size), bf_planes=list(bf_planes), phase=bool(phase))
+    recipe = {"pretext_seeds": seeds_pretext, **kw, "seed": int(seed), "eval_seeds": seeds_eval,
+              "difficulty": d, **{k: pretext[k] for k in need if k != "n_fields"}}
+    models, metas = {}, {}
+    for target in ["dapi", *controls]:
+        name = "isl" if target == "dapi" else f"isl-{target}"
+        models[name], metas[name] = get_synthetic_pretext(target, recipe=recipe, profile=profile,
+                                                          progress=progress, device=device)
+    pool = synthetic_fields(seeds_pool, difficulty=d, **kw)
+    test = synthetic_fields(seeds_test, difficulty=d, **kw)
+    runner = make_point_runner(pool["x"], pool["mask"], test["x"], test["mask"], pretext_models=models,
+                               finetune=finetune, device=device)
+    config = {"track": "synthetic", "difficulty": d, "finetune": finetune, "pool": [seeds_pool[0], len(seeds_pool)],
+              "test": seeds_test, "input": kw, "pretext": recipe, "pretext_pcc": round(metas["isl"]["pcc"], 6)}
+    baselines = baseline_inits(pretext["encoder_name"])
+    every = baselines + list(models) + ["zero-shot"]
+    if inits is not None:
+        unknown = [i for i in inits if i not in every]
+        if unknown or not inits:
+            raise ValueError(f"inits must be a non-empty subset of {every}, got {inits!r}")
+    inits = every if inits is None else [i for i in every if i in inits]
+    sub = None if cache_dir is None else Path(cache_dir) / f"d{d:.2f}"
+    records = learning_curve(runner, inits=inits, n_values=n_values, seeds=seeds, cache_dir=sub, config=config,
+                             executor=executor, progress=progress, desc=f"synthetic points (difficulty {d:.2f})")
+    return {"records": records, "inits": inits, "baselines": baselines, "pretext_meta": metas,
+            "pretext_recipe": recipe, "pool": pool, "test": test, "config": config, "difficulty": d}
+
+
+def difficulty_sweep(difficulties, *, seeds, n: int = 1, progress: bool = True, **track) -> dict:
+    """When does the pretext pay off? ISL init against random init at N = ``n``, one microscope per difficulty.
+
+    For every ``difficulty`` of the synthetic microscope (:func:`islteach.synth.difficulty_settings`:
+    how hard the nuclei are to see in the label-free planes), :func:`synthetic_track` images
+    the *same specimens*, trains a label-free -> DAPI pretext on them and, for every seed,
+    fine-tunes a random-init U-Net and a copy of the pretext model on the same ``n``
+    annotated field(s) (other fields for other seeds), plus the zero-shot reference; every
+    point is scored on the same test fields and cached.
+
+    Parameters
+    ----------
+    difficulties : sequence of float
+        In [0, 1], easiest first (strictly increasing).
+    seeds : sequence of int
+    n : int
+        Annotated fields per point.
+    progress : bool
+    **track
+        The other keyword arguments of :func:`synthetic_track` (``pretext``, ``finetune``,
+        ``size``, ``bf_planes``, ``phase``, ``pool_fields``, ``test_fields``, ``eval_fields``,
+        ``seed``, ``cache_dir``, ``profile``, ``device``).
+
+    Returns
+    -------
+    dict
+        ``difficulties``, ``n``, ``seeds``, ``settings`` (imaging settings per difficulty),
+        ``pretext_pcc`` and ``pretext_steps``, ``records`` (every point, with its ``difficulty``),
+        ``iou`` (``{init: [[IoU per seed] per difficulty]}`` for ``random``, ``isl``,
+        ``zero-shot``), ``gain_per_seed`` (``[[isl / random - 1 per seed] per difficulty]``,
+        both fine-tuned on the same annotated field), ``gain`` (relative gain of the means per
+        difficulty, 0.25 = +25 %).
+    """
+    from .synth import difficulty_settings
+
+    ds = [float(d) for d in difficulties]
+    if not ds or any(b <= a for a, b in zip(ds, ds[1:])):
+        raise ValueError(f"difficulties must be a non-empty, strictly increasing list, got {difficulties!r}")
+    for d in ds:
+        difficulty_settings(d)
+    seeds = _check_int_list(seeds, "seeds", 0)
+    inits = ["random", "isl", "zero-shot"]
+    out = {"difficulties": ds, "n": int(n), "seeds": seeds, "settings": [difficulty_settings(d) for d in ds],
+           "pretext_pcc": [], "pretext_steps": int(track["pretext"]["steps"]), "records": [],
+           "iou": {i: [] for i in inits}, "gain_per_seed": [], "gain": []}
+    for d in ds:
+        t = synthetic_track(d, n_values=[int(n)], seeds=seeds, progress=progress, **track)
+        recs = [dict(r, difficulty=d) for r in t["records"] if r["init"] in inits]
+        out["records"] += recs
+        out["pretext_pcc"].append(float(t["pretext_meta"]["isl"]["pcc"]))
+        per = {i: [next(float(r["iou"]) for r in recs if r["init"] == i and r["seed"] == s) for s in seeds]
+               for i in inits}
+        for i in inits:
+            out["iou"][i].append(per[i])
+        out["gain_per_seed"].append([a / b - 1 if b > 0 else float("nan") for a, b in zip(per["isl"], per["random"])])
+        out["gain"].append(float(np.mean(per["isl"]) / np.mean(per["random"]) - 1))
+    return out
+
+
+def chapter3_headline(isl_records, sweep: dict, baseline: str = "random", control: str = "isl-map2") -> dict:
+    """Chapter 3's ``headline`` block (issue 15): means over seeds on the ISL field and the sweep's gains.
+
+    Parameters
+    ----------
+    isl_records : list of dict
+        The ISL field's learning-curve records (inits ``baseline``, ``"isl"``, ``"zero-shot"`` and
+        optionally ``control``).
+    sweep : dict
+        From :func:`difficulty_sweep`.
+
+    Returns
+    -------
+    dict
+        ``isl_field``: ``n1_random`` (the baseline), ``n1_isl``, ``n1_zero_shot``, ``n1_control``
+        (None when the control did not run), ``nmax``, ``nmax_isl``, ``nmax_random``,
+        ``nmax_zero_shot``, ``seeds``, ``n1_tiles`` (the distinct annotated tiles at N = 1) and the
+        per-seed values ``n1_per_seed`` (``{init: [...]}``); ``synthetic``: ``difficulties``
+        (easiest first), ``gain_n1_by_difficulty`` (relative gain of the means, 0.25 = +25 %),
+        ``gain_n1_per_seed``, ``iou_n1_random``, ``iou_n1_isl``, ``iou_n1_zero_shot`` (per seed,
+        per difficulty), ``pretext_pcc``, ``seeds``.
+
+    Examples
+    --------
+    >>> recs = [{"init": i, "n": n, "seed": s, "iou": v, "images": [s]} for i, n, s, v in
+    ...         [("random", 1, 0, .2), ("isl", 1, 0, .3), ("zero-shot", 1, 0, .25),
+    ...          ("random", 4, 0, .4), ("isl", 4, 0, .4), ("zero-shot", 4, 0, .3)]]
+    >>> sw = {"difficulties": [0.0], "gain": [0.1], "gain_per_seed": [[0.1]], "seeds": [0], "pretext_pcc": [0.8],
+    ...       "iou": {"random": [[0.5]], "isl": [[0.55]], "zero-shot": [[0.4]]}}
+    >>> h = chapter3_headline(recs, sw)
+    >>> h["isl_field"]["n1_isl"], h["isl_field"]["nmax"], h["isl_field"]["n1_control"], h["synthetic"]["gain_n1_by_difficulty"]
+    (0.3, 4, None, [0.1])
+    """
+    ns = sorted({int(r["n"]) for r in isl_records})
+    n0, n1 = ns[0], ns[-1]
+
+    def per_seed(init, n):
+        return [float(r["iou"]) for r in isl_records if r["init"] == init and int(r["n"]) == n]
+
+    def mean(init, n):
+        v = per_seed(init, n)
+        return float(np.mean(v)) if v else None
+
+    tiles = sorted({int(i) for r in isl_records if int(r["n"]) == n0 and r["init"] == "isl"
+                    for i in r.get("images", [])})
+    inits = [i for i in (baseline, "isl", "zero-shot", control) if per_seed(i, n0)]
+    isl_field = {"n1_random": mean(baseline, n0), "n1_isl": mean("isl", n0), "n1_zero_shot": mean("zero-shot", n0),
+                 "n1_control": mean(control, n0), "nmax": n1, "nmax_isl": mean("isl", n1),
+                 "nmax_random": mean(baseline, n1), "nmax_zero_shot": mean("zero-shot", n1),
+                 "seeds": sorted({int(r["seed"]) for r in isl_records}), "n1_tiles": tiles,
+                 "baseline": baseline, "n1_per_seed": {i: per_seed(i, n0) for i in inits}}
+    synthetic = {"difficulties": list(sweep["difficulties"]),
+                 "gain_n1_by_difficulty": [float(g) for g in sweep["gain"]],
+                 "gain_n1_per_seed": sweep["gain_per_seed"],
+                 "iou_n1_random": sweep["iou"]["random"], "iou_n1_isl": sweep["iou"]["isl"],
+                 "iou_n1_zero_shot": sweep["iou"]["zero-shot"], "pretext_pcc": list(sweep["pretext_pcc"]),
+                 "seeds": list(sweep["seeds"])}
+    return _jsonable({"isl_field": isl_field, "synthetic": synthetic})
+
+
+def plot_difficulty_sweep(sweep: dict, labels=None, target_gain: float | None = 0.25):
+    """Two panels from :func:`difficulty_sweep`: the IoU at N = n per init, and the relative gain of ISL over random.
+
+    Every seed is a dot, the means are joined by lines; the gain panel shows each seed's
+    gain (ISL and random fine-tuned on the same annotated field) and the gain of the means,
+    with ``target_gain`` as a dashed line.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    ds = np.asarray(sweep["difficulties"], float)
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    jitter = np.linspace(-0.012, 0.012, max(1, len(sweep["seeds"])))
+    for init, per in sweep["iou"].items():
+        color = _COLORS.get(init, None)
+        per = np.asarray(per, float)
+        ls = "--" if init == "zero-shot" else "-"
+        axes[0].plot(ds, per.mean(1), ls, marker="o", color=color, label=labels.get(init, init))
+        for k in range(per.shape[1]):
+            axes[0].scatter(ds + jitter[k], per[:, k], s=12, color=color, alpha=0.6, zorder=3)
+    axes[0].set_ylabel(f"IoU on the test fields, N = {sweep['n']}")
+    g = np.asarray(sweep["gain_per_seed"], float)
+    axes[1].plot(ds, 100 * np.asarray(sweep["gain"]), "-o", color="tab:red", label="gain of the means")
+    for k in range(g.shape[1]):
+        axes[1].scatter(ds + jitter[k], 100 * g[:, k], s=14, color="tab:red", alpha=0.5, zorder=3,
+                        label="one seed (same annotated field)" if k == 0 else None)
+    axes[1].axhline(0, color="k", lw=0.6)
+    if target_gain is not None:
+        axes[1].axhline(100 * target_gain, color="tab:gray", ls="--", lw=1, label=f"+{100 * target_gain:.0f} %")
+    axes[1].set_ylabel("relative gain of ISL over random init (%)")
+    for ax in axes:
+        ax.set_xlabel("difficulty (0: nuclei plain; 1: nuclei hard to see)")
+        ax.set_xticks(ds)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 # =============================================================================== the ISL field
@@ -1012,6 +1324,23 @@ class SegmentationPointRunner:
         self.device = device
         self._scores = None
 
+    #: keys of ``finetune`` that apply to the pretext initialisations only (their encoder came pretrained)
+    PRETEXT_KEYS = {"pretext_encoder_lr_scale": "encoder_lr_scale",
+                    "pretext_freeze_encoder_steps": "freeze_encoder_steps"}
+
+    def finetune_kwargs(self, init: str) -> dict:
+        """The keyword arguments of :func:`finetune_and_evaluate` for ``init``.
+
+        ``finetune``'s ``pretext_encoder_lr_scale`` and ``pretext_freeze_encoder_steps`` become
+        ``encoder_lr_scale`` and ``freeze_encoder_steps`` for a pretext init (its encoder was
+        pretrained, so a lower rate keeps what it knew); the random and ImageNet inits train
+        every layer at the full rate from the first step.
+        """
+        kw = {k: v for k, v in self.finetune.items() if k not in self.PRETEXT_KEYS}
+        if init in self.pretext_models:
+            kw.update({new: self.finetune[old] for old, new in self.PRETEXT_KEYS.items() if old in self.finetune})
+        return kw
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_scores"] = None  # recomputed where needed, not shipped to every worker
@@ -1046,7 +1375,8 @@ class SegmentationPointRunner:
                                        in_channels=self.in_channels, verbose=False)
             out = finetune_and_evaluate(model, [self.pool_x[i] for i in idx], [self.pool_masks[i] for i in idx],
                                         self.test_x, self.test_masks, seed=int(seed),
-                                        keep_prediction=int(n) in self.keep, device=self.device, **self.finetune)
+                                        keep_prediction=int(n) in self.keep, device=self.device,
+                                        **self.finetune_kwargs(init))
         out["images"] = [int(i) for i in idx]
         return out
 
@@ -1325,42 +1655,6 @@ def mean_metric(records, init: str, n: int = 1, metric: str = "iou") -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def verdict(records, init: str = "isl", baseline: str = "random", reference: str = "zero-shot",
-            metric: str = "iou") -> dict:
-    """The chapter's questions answered from the records, as words and numbers.
-
-    Returns
-    -------
-    dict
-        ``beats`` ("beats" / "does not beat": ``init`` vs ``baseline`` at the smallest N),
-        ``shrinks`` ("shrinks" / "does not shrink": is the relative gain at the largest N
-        smaller than at the smallest N), ``vs_reference`` ("above" / "not above": ``init`` vs
-        ``reference`` at the smallest N), ``n_min``, ``n_max``, ``gain_min_n``,
-        ``gain_max_n``, ``init_mean``, ``baseline_mean``, ``reference_mean`` (at ``n_min``).
-
-    Examples
-    --------
-    >>> recs = [{"init": i, "n": n, "iou": v} for i, n, v in
-    ...         [("random", 1, .4), ("isl", 1, .6), ("random", 9, .7), ("isl", 9, .71), ("zero-shot", 1, .5)]]
-    >>> v = verdict(recs)
-    >>> v["beats"], v["shrinks"], v["vs_reference"]
-    ('beats', 'shrinks', 'above')
-    """
-    g = relative_gain(records, init=init, baseline=baseline, metric=metric)
-    if not g:
-        raise ValueError(f"no N where both {init!r} and {baseline!r} ran")
-    ns = sorted(g)
-    n0 = ns[0]
-    ref = mean_metric(records, reference, n0, metric)
-    mine = mean_metric(records, init, n0, metric)
-    return {"beats": "beats" if g[n0] > 0 else "does not beat",
-            "shrinks": "shrinks" if g[ns[-1]] < g[n0] else "does not shrink",
-            "vs_reference": "above" if mine > ref else "not above",
-            "n_min": n0, "n_max": ns[-1], "gain_min_n": g[n0], "gain_max_n": g[ns[-1]],
-            "init_mean": mine, "baseline_mean": mean_metric(records, baseline, n0, metric),
-            "reference_mean": ref}
-
-
 def track_results(records, baseline: str, baselines_ran, **extra) -> dict:
     """What the results file keeps per track: the records, their summary, ``gain_n1`` and which baseline ran."""
     gains = relative_gain(records, init="isl", baseline=baseline)
@@ -1582,46 +1876,6 @@ def gain_table(records, init: str = "isl", baseline: str = "random", metric: str
         paper = "–" if r["paper_gain"] is None else f"{100 * r['paper_gain']:+.1f} %"
         rows.append([r["n"], f"{r['baseline_mean']:.3f}", f"{r['init_mean']:.3f}", f"{100 * r['gain']:+.1f} %", paper])
     return rows, ["N", baseline, init, "relative gain", "paper (Bonte et al.)"]
-
-
-def spread_comparison(records, init: str, baseline: str, n: int, metric: str = "iou") -> dict:
-    """Does ``init`` beat ``baseline`` at N = ``n`` by more than the spread over seeds?
-
-    The mean difference alone can come from one lucky seed; this compares the ranges of the
-    seeds: ``init`` is ``"above"`` when its worst seed is above the baseline's best one,
-    ``"below"`` when its best seed is below the baseline's worst one, else ``"overlapping"``.
-    With two or three seeds even separate ranges are weak evidence; overlapping ones are none.
-
-    Returns
-    -------
-    dict
-        ``word`` (``"above"``, ``"below"``, ``"overlapping"``, or ``"not run"`` when either init
-        has no record at that N), ``phrase`` (e.g. "above every seed of"), ``diff`` (difference
-        of the means), ``init_range`` and ``baseline_range`` ((min, max) or None), ``seeds``
-        (fewest seeds of the two).
-
-    Examples
-    --------
-    >>> recs = [{"init": i, "n": 1, "iou": v} for i, v in [("a", .5), ("a", .6), ("b", .3), ("b", .4)]]
-    >>> spread_comparison(recs, "a", "b", 1)["word"]
-    'above'
-    >>> spread_comparison(recs + [{"init": "b", "n": 1, "iou": .55}], "a", "b", 1)["phrase"]
-    'within the seed-to-seed spread of'
-    """
-    a = [float(r[metric]) for r in records if r["init"] == init and int(r["n"]) == int(n)]
-    b = [float(r[metric]) for r in records if r["init"] == baseline and int(r["n"]) == int(n)]
-    if not a or not b:
-        return {"word": "not run", "phrase": "not compared with", "diff": float("nan"),
-                "init_range": (min(a), max(a)) if a else None, "baseline_range": (min(b), max(b)) if b else None,
-                "seeds": min(len(a), len(b))}
-    if min(a) > max(b):
-        word, phrase = "above", "above every seed of"
-    elif max(a) < min(b):
-        word, phrase = "below", "below every seed of"
-    else:
-        word, phrase = "overlapping", "within the seed-to-seed spread of"
-    return {"word": word, "phrase": phrase, "diff": float(np.mean(a) - np.mean(b)),
-            "init_range": (min(a), max(a)), "baseline_range": (min(b), max(b)), "seeds": min(len(a), len(b))}
 
 
 def legend_below(fig, axes, fontsize: int = 8):

@@ -172,16 +172,24 @@ def test_a_typical_mistake_fails_the_case_it_gets_wrong(label, mistake, case, hi
 
 
 # ------------------------------------------------------------------------------ chapter 3's page helpers
-def test_spread_comparison_separates_ranges_not_means():
-    recs = [{"init": i, "n": 1, "iou": v} for i, v in [("isl", .26), ("isl", .27), ("random", .09), ("random", .11)]]
-    assert transfer.spread_comparison(recs, "isl", "random", 1)["word"] == "above"
-    assert transfer.spread_comparison(recs, "random", "isl", 1)["word"] == "below"
-    # equal means up to the fourth digit: no difference at all, however the mean gain reads
-    recs = [{"init": i, "n": 1, "iou": v} for i, v in [("isl", .785), ("isl", .819), ("random", .775), ("random", .828)]]
-    c = transfer.spread_comparison(recs, "isl", "random", 1)
-    assert c["word"] == "overlapping" and c["phrase"] == "within the seed-to-seed spread of"
-    assert c["init_range"] == (.785, .819) and c["seeds"] == 2
-    assert transfer.spread_comparison(recs, "isl", "imagenet", 1)["word"] == "not run"
+def test_chapter3_headline_holds_means_over_seeds_and_the_distinct_n1_tiles():
+    recs = [{"init": i, "n": n, "seed": s, "iou": v, "images": [s + 2] if n == 1 else list(range(4))}
+            for i, n, s, v in [("random", 1, 0, .2), ("random", 1, 1, .4), ("isl", 1, 0, .5), ("isl", 1, 1, .7),
+                               ("zero-shot", 1, 0, .3), ("zero-shot", 1, 1, .3), ("isl-map2", 1, 0, .1),
+                               ("isl-map2", 1, 1, .3), ("random", 4, 0, .6), ("random", 4, 1, .6),
+                               ("isl", 4, 0, .5), ("isl", 4, 1, .7), ("zero-shot", 4, 0, .4), ("zero-shot", 4, 1, .4)]]
+    sweep = {"difficulties": [0.0, 1.0], "gain": [0.0, 0.5], "gain_per_seed": [[0.0, 0.0], [0.4, 0.6]],
+             "seeds": [0, 1], "pretext_pcc": [0.9, 0.7],
+             "iou": {"random": [[.8, .8], [.2, .4]], "isl": [[.8, .8], [.3, .6]], "zero-shot": [[.7, .7], [.3, .3]]}}
+    h = transfer.chapter3_headline(recs, sweep)
+    f = h["isl_field"]
+    assert f["n1_random"] == pytest.approx(.3) and f["n1_isl"] == pytest.approx(.6)
+    assert f["n1_zero_shot"] == pytest.approx(.3) and f["n1_control"] == pytest.approx(.2)
+    assert f["nmax"] == 4 and f["nmax_isl"] == pytest.approx(.6) and f["nmax_zero_shot"] == pytest.approx(.4)
+    assert f["seeds"] == [0, 1] and f["n1_tiles"] == [2, 3]
+    assert f["n1_per_seed"]["isl"] == [.5, .7]
+    assert h["synthetic"]["difficulties"] == [0.0, 1.0] and h["synthetic"]["gain_n1_by_difficulty"] == [0.0, 0.5]
+    assert transfer.chapter3_headline([r for r in recs if r["init"] != "isl-map2"], sweep)["isl_field"]["n1_control"] is None
 
 
 def test_summary_and_gain_tables_hold_the_numbers_of_the_text_tables():

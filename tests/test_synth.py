@@ -127,3 +127,62 @@ def test_make_field_output_is_pinned_to_the_values_before_its_split_into_section
             assert total == v, k
         else:
             assert total == pytest.approx(v, rel=1e-6), k
+
+
+# --------------------------------------------------------------------------- the difficulty knob
+def _nuclear_contrast(f):
+    """|mean(nucleus) - mean(cytoplasm)| / sd(background) in each label-free image (3 bright-field planes, phase)."""
+    nuc = f["nuclei"] > 0
+    cyt = (f["cells"] > 0) & ~nuc
+    bg = f["cells"] == 0
+    imgs = [f["brightfield"][0], f["brightfield"][2], f["brightfield"][4], f["phase"]]
+    return np.array([abs(im[nuc].mean() - im[cyt].mean()) / im[bg].std() for im in imgs])
+
+
+def test_difficulty_zero_is_the_default_microscope_bit_for_bit():
+    a, b = make_field(96, seed=7), make_field(96, seed=7, difficulty=0.0)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_difficulty_settings_map_one_knob_to_contrast_defocus_and_photons():
+    from islteach.synth import difficulty_settings
+
+    assert difficulty_settings(0) == {"nuclear_contrast": 1.0, "defocus": 1.0, "photons_bf": 1.0}
+    s = difficulty_settings(1.0)
+    assert s["nuclear_contrast"] == pytest.approx(0.15) and s["defocus"] == 2.0 and s["photons_bf"] == pytest.approx(0.1)
+    half = difficulty_settings(0.5)
+    assert half["nuclear_contrast"] == pytest.approx(0.575) and half["defocus"] == 1.5
+    assert half["photons_bf"] == pytest.approx(1 / 5.5)
+    for bad in (-0.1, 1.5, "hard", True):
+        with pytest.raises(ValueError, match="difficulty"):
+            difficulty_settings(bad)
+    with pytest.raises(ValueError, match="difficulty"):
+        make_field(64, seed=0, difficulty=2.0)
+
+
+def test_difficulty_changes_the_imaging_not_the_specimen():
+    easy, hard = make_field(96, seed=3), make_field(96, seed=3, difficulty=1.0)
+    for k in ("nuclei", "cells", "dapi", "cellmask"):
+        np.testing.assert_array_equal(easy[k], hard[k], err_msg=k)
+    np.testing.assert_allclose(hard["z_um"], 2 * easy["z_um"])
+    assert not np.array_equal(easy["phase"], hard["phase"])
+
+
+def test_nuclear_contrast_in_the_label_free_planes_falls_monotonically_with_difficulty():
+    ds = [0.0, 0.25, 0.5, 0.75, 1.0]
+    cnr = np.array([_nuclear_contrast(make_field(192, seed=5, difficulty=d)) for d in ds])  # (difficulty, image)
+    assert (np.diff(cnr, axis=0) < 0).all(), cnr
+    # easy: nuclei plain in phase contrast (about 2.6 background sd); hardest: below half a background sd
+    assert cnr[0, -1] > 2.0 and cnr[-1, -1] < 0.5
+    assert (cnr[-1] < 0.25 * cnr[0]).all()
+
+
+def test_nuclear_phase_contrast_alone_falls_without_noise_or_defocus():
+    """Without noise the phase image's nuclear step shrinks in proportion to the nuclear optical path."""
+    f0, f1 = make_field(128, seed=2, noise=False), make_field(128, seed=2, noise=False, difficulty=1.0)
+    nuc = f0["nuclei"] > 0
+    cyt = (f0["cells"] > 0) & ~nuc
+    step0 = f0["optical_path"][nuc].mean() - f0["optical_path"][cyt].mean()
+    step1 = f1["optical_path"][nuc].mean() - f1["optical_path"][cyt].mean()
+    assert step0 > 0.1 and step1 < 0.5 * step0

@@ -398,3 +398,89 @@ def test_instance_point_runner_gives_records_in_the_shared_format_and_reproduces
         run("imagenet-typo", 1, 0)
     with pytest.raises(ValueError, match="n must"):
         run("random", 3, 0)
+
+
+# --------------------------------------------------------------------------- fine-tuning that keeps the pretext
+class _EncoderDecoder(torch.nn.Module):
+    """A U-Net stand-in with an ``encoder`` attribute; records the encoder weight at every forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Conv2d(1, 2, 1)
+        self.head = torch.nn.Conv2d(2, 1, 1)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(self.encoder.weight.detach().clone())
+        return self.head(torch.tanh(self.encoder(x)))
+
+
+def _finetune(model, **kw):
+    images, masks = _tiny_segmentation_data()
+    args = dict(steps=4, batch_size=2, lr=0.05, crop_size=16, n_crops=2, seed=0, eval_every=1, n_last=1, tile=32)
+    return tl.finetune_and_evaluate(model, images[:2], masks[:2], images[4], masks[4], **{**args, **kw})
+
+
+def test_a_frozen_encoder_stays_unchanged_for_its_steps_then_trains():
+    torch.manual_seed(0)
+    body = _EncoderDecoder()
+    w0 = body.encoder.weight.detach().clone()
+    _finetune(tl.SegmentationNet(body, init="isl"), freeze_encoder_steps=3, eval_every=10, n_last=1)
+    train_passes = body.seen[:4]  # steps 1-4 (the evaluation at the last step comes after them)
+    assert all(torch.equal(w, w0) for w in train_passes[:3])  # the weights the first 3 steps and step 4 start from
+    assert not torch.equal(body.encoder.weight.detach(), w0)  # step 4 trained it
+    assert all(p.requires_grad for p in body.parameters())
+
+
+def test_a_lower_encoder_rate_moves_the_encoder_less_than_the_head():
+    def moved(scale):
+        torch.manual_seed(0)
+        body = _EncoderDecoder()
+        e0, h0 = body.encoder.weight.detach().clone(), body.head.weight.detach().clone()
+        _finetune(tl.SegmentationNet(body, init="isl"), encoder_lr_scale=scale)
+        return (float((body.encoder.weight.detach() - e0).abs().max()), float((body.head.weight.detach() - h0).abs().max()))
+
+    full, low = moved(1.0), moved(1e-3)
+    assert low[0] < 0.01 * full[0] and low[1] > 0.1 * full[1]
+    with pytest.raises(ValueError, match="encoder"):
+        _finetune(tl.SegmentationNet(torch.nn.Conv2d(1, 1, 1)), encoder_lr_scale=0.1)
+    with pytest.raises(ValueError, match="freeze_encoder_steps"):
+        _finetune(tl.SegmentationNet(_EncoderDecoder()), freeze_encoder_steps=4)
+
+
+def test_point_runner_gives_the_pretext_only_settings_to_pretext_inits():
+    images, masks = _tiny_segmentation_data()
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": torch.nn.Conv2d(1, 1, 1)},
+                               finetune=dict(steps=2, lr=1e-3, pretext_encoder_lr_scale=0.1,
+                                             pretext_freeze_encoder_steps=1), encoder_name="resnet18")
+    assert run.finetune_kwargs("random") == {"steps": 2, "lr": 1e-3}
+    assert run.finetune_kwargs("isl") == {"steps": 2, "lr": 1e-3, "encoder_lr_scale": 0.1, "freeze_encoder_steps": 1}
+
+
+# --------------------------------------------------------------------------- the difficulty sweep
+@pytest.mark.slow
+def test_difficulty_sweep_images_the_same_specimens_and_reuses_the_easiest_tracks_points(tmp_path, monkeypatch):
+    monkeypatch.setenv("ISLTEACH_RESULTS_DIR", str(tmp_path / "results"))
+    kw = dict(pretext={"n_fields": 2, "encoder_name": "resnet18", "encoder_weights": None, "steps": 2,
+                       "batch_size": 2, "lr": 1e-3, "crop_size": 32, "n_crops": 2},
+              finetune={"steps": 2, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "n_crops": 2, "eval_every": 1,
+                        "n_last": 1, "tile": 32},
+              size=32, bf_planes=[0, 4], phase=True, pool_fields=3, test_fields=1, eval_fields=1, seed=0,
+              cache_dir=tmp_path / "cache", profile="quick", progress=False)
+    track = tl.synthetic_track(0.0, n_values=[1], seeds=[0, 1], **kw)
+    assert track["inits"] == ["random", "isl", "zero-shot"] and len(track["records"]) == 6
+    sweep = tl.difficulty_sweep([0.0, 1.0], seeds=[0, 1], **kw)
+    easy = [r for r in sweep["records"] if r["difficulty"] == 0.0]
+    assert all(r["cached"] for r in easy) and not any(r["cached"] for r in sweep["records"] if r["difficulty"] == 1.0)
+    assert sweep["difficulties"] == [0.0, 1.0] and len(sweep["gain"]) == 2 and len(sweep["pretext_pcc"]) == 2
+    assert [len(v) for v in sweep["iou"]["isl"]] == [2, 2] and [len(g) for g in sweep["gain_per_seed"]] == [2, 2]
+    k = 1
+    isl, rnd = np.mean(sweep["iou"]["isl"][k]), np.mean(sweep["iou"]["random"][k])
+    assert sweep["gain"][k] == pytest.approx(isl / rnd - 1)
+    # the same annotated field for both inits of a seed, and other fields for other seeds
+    n1 = [r for r in sweep["records"] if r["difficulty"] == 1.0]
+    assert {tuple(r["images"]) for r in n1 if r["seed"] == 0} == {tuple(tl.choose(3, 1, 0))}
+    assert sorted(p.name for p in (tmp_path / "results").rglob("synth_dapi_d*.pt")) == [
+        "synth_dapi_d0.00.pt", "synth_dapi_d1.00.pt"]
+    with pytest.raises(ValueError, match="increasing"):
+        tl.difficulty_sweep([1.0, 0.5], seeds=[0], **kw)
