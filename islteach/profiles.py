@@ -205,7 +205,7 @@ CH4 = {
                   decoder_channels=[64, 32, 16, 8], fpn_channels=[64, 32], n_crops=20,
                   bonte_steps=250, bonte_seeds=[0, 1], fpn_steps=300, fpn_lr=3e-3, freeze_steps=15, val_images=12,
                   checkpoint_every=100,
-                  transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=200,
+                  transfer_size=96, transfer_n=[1, 6], transfer_test=4, transfer_pretext_steps=120,
                   transfer_steps=40, transfer_batch=4, transfer_seeds=[0],
                   isl_tile=256, isl_val_tiles=2, isl_n=[1, 4], isl_steps=80, isl_batch=4, isl_crop=96,
                   isl_seeds=[0]),
