@@ -112,9 +112,44 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as err:
+        full = _disk_full_error(path, err)
+        if full is None:
+            raise
+        raise full from err
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: Below this many free bytes a failed write is reported as a full disk (see :func:`atomic_path`).
+DISK_FULL_BYTES = 64 * 2**20
+
+
+def _disk_full_error(path: Path, err: BaseException) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``path`` and the free space when a write failed on a full disk.
+
+    Libraries report a full disk in their own words (``torch.save``: ``RuntimeError: [enforce fail
+    at inline_container.cc] unexpected pos``; ``np.savez``: ``OSError: [Errno 28]``). A write that
+    failed while less than :data:`DISK_FULL_BYTES` are free is reported so, with what to do;
+    ``None`` when the disk is not the cause.
+    """
+    import errno
+    import shutil
+
+    if isinstance(err, OSError) and err.errno != errno.ENOSPC and err.errno is not None:
+        return None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free >= DISK_FULL_BYTES and not (isinstance(err, OSError) and err.errno == errno.ENOSPC):
+        return None
+    return OSError(errno.ENOSPC, (
+        f"writing {path} failed ({type(err).__name__}: {err}) with {free / 2**20:.0f} MB free on its "
+        f"disk: the disk is full. The partial file was removed and {path.name} is unchanged. Free "
+        f"space (checkpoints of finished runs, results/<profile>/checkpoints/, are the largest files) "
+        f"or set ISLTEACH_RESULTS_DIR to a folder on a larger disk, then run the cell again."))
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:

@@ -1,4 +1,6 @@
 """Specifications for islteach.train: fit (seeded, checkpoint/resume) and predict_tiled."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -289,3 +291,60 @@ def test_load_checkpoint_removes_the_half_written_file_of_a_killed_process(tmp_p
     stale.write_bytes(b"half a checkpoint")
     assert load_checkpoint(tmp_path) is None
     assert not stale.exists()
+
+
+def _fake_full_disk(monkeypatch, free_bytes):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(2**40, 2**40 - free_bytes, free_bytes))
+
+
+def test_a_checkpoint_that_fills_the_disk_says_so_and_leaves_the_last_one_intact(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from islteach.train import _atomic_torch_save
+
+    target = tmp_path / "last.pt"
+    _atomic_torch_save({"step": 1}, target)
+
+    def full(obj, f, *a, **k):  # what torch.save raises when the disk fills while it writes
+        Path(f).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 110891072 vs 110890964")
+
+    monkeypatch.setattr(torch, "save", full)
+    _fake_full_disk(monkeypatch, 3 * 2**20)
+    with pytest.raises(OSError, match="disk is full") as info:
+        _atomic_torch_save({"step": 2}, target)
+    assert info.value.errno == errno.ENOSPC
+    assert str(target) in str(info.value) and "ISLTEACH_RESULTS_DIR" in str(info.value)
+    assert "unexpected pos" in str(info.value)             # the library's own words are kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]   # no half-written file
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=False) == {"step": 1}
+
+
+def test_a_failed_write_on_a_disk_with_room_raises_the_original_error(tmp_path, monkeypatch):
+    from islteach.provenance import atomic_path
+
+    _fake_full_disk(monkeypatch, 50 * 2**30)
+    with pytest.raises(RuntimeError, match="not the disk"):
+        with atomic_path(tmp_path / "a.json") as tmp:
+            tmp.write_text("{")
+            raise RuntimeError("not the disk")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_enospc_write_is_reported_as_a_full_disk_whatever_the_free_space(tmp_path, monkeypatch):
+    import errno
+
+    from islteach.provenance import atomic_path
+
+    _fake_full_disk(monkeypatch, 50 * 2**30)
+    with pytest.raises(OSError, match="disk is full") as info:
+        with atomic_path(tmp_path / "a.npz"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.errno == errno.ENOSPC and "a.npz" in str(info.value)
