@@ -45,6 +45,7 @@ from .provenance import shown_path
 __all__ = [
     "ShapeMLP",
     "seed_run",
+    "dsb_checkpoint_tag",
     "AffineEncoder",
     "ShapePriorModel",
     "canonical_grid",
@@ -990,6 +991,41 @@ def _register_cost_model() -> None:
 
 
 _register_cost_model()
+
+
+def dsb_checkpoint_tag(setting: str, sizes, *, init: str, alpha: float, seed: int) -> str:
+    """The checkpoint folder name of one of chapter 5's DSB trainings.
+
+    It holds every size that changes the run, so that a changed recipe never resumes the
+    checkpoint of another (see :func:`islteach.train.checkpoint_dir_for`).
+
+    Parameters
+    ----------
+    setting : str
+        The chapter's name of the setting, e.g. ``"count loss"`` (spaces become ``-``).
+    sizes
+        The profile's ``ch5`` section (``P.ch5``): ``encoder_name``, ``crop_size``,
+        ``train_stride``, ``dsb_test_images``, ``batch_size``, ``optimizer``, ``lr``,
+        ``train_grid``, ``shape_init``, ``presence_prior`` and ``steps`` are read from it.
+    init : str
+        The initialisation the encoder actually got (``model.init``).
+    alpha : float
+        Weight of the count loss (0: none).
+    seed : int
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> c = SimpleNamespace(encoder_name="tiny", crop_size=128, train_stride=128, dsb_test_images=20,
+    ...                     batch_size=8, optimizer="sgd", lr=0.1, train_grid=32, shape_init="elongated",
+    ...                     presence_prior=0.1, steps=1000)
+    >>> dsb_checkpoint_tag("count loss", c, init="random", alpha=0.01, seed=1)
+    'ch5_dsb_count-loss_tiny-random_c128-128_t20_b8_sgd_lr0.1_a0.01_g32_elongated_p0.1_s1000_seed1'
+    """
+    c = sizes
+    return (f"ch5_dsb_{setting.replace(' ', '-')}_{c.encoder_name}-{init}_c{c.crop_size}-{c.train_stride}"
+            f"_t{c.dsb_test_images}_b{c.batch_size}_{c.optimizer}_lr{c.lr:g}_a{alpha:g}_g{c.train_grid}"
+            f"_{c.shape_init}_p{c.presence_prior:g}_s{c.steps}_seed{seed}")
 
 
 def seed_run(x_train, mask_train, k_train, x_test, lab_test, *, seed: int, alpha: float, steps: int,

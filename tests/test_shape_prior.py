@@ -383,3 +383,20 @@ def test_seed_run_fixes_the_whole_run_by_its_seed():
     assert a == b and a["seed"] == 4
     assert set(a) == {"seed", "n_present", "shape_init", "shape", "f1_05", "f1_05_post"}
     assert abs(a["shape_init"]["axis_ratio"] - 2.0) < 0.05 and 0.0 <= a["f1_05_post"] <= 1.0
+
+
+def test_dsb_checkpoint_tag_names_every_size_of_the_run_and_keeps_the_book_s_folder_names():
+    from islteach.profiles import get_profile
+
+    c = get_profile("quick", smoke=False).ch5
+    base = sp.dsb_checkpoint_tag("count loss", c, init="random", alpha=c.alpha, seed=0)
+    # the folder name chapter 5 has always used (a rename would retrain from scratch)
+    assert base == (f"ch5_dsb_count-loss_{c.encoder_name}-random_c{c.crop_size}-{c.train_stride}"
+                    f"_t{c.dsb_test_images}_b{c.batch_size}_{c.optimizer}_lr{c.lr:g}_a{c.alpha:g}"
+                    f"_g{c.train_grid}_{c.shape_init}_p{c.presence_prior:g}_s{c.steps}_seed0")
+    others = {sp.dsb_checkpoint_tag("no count loss", c, init="random", alpha=0.0, seed=0),
+              sp.dsb_checkpoint_tag("count loss", c, init="imagenet", alpha=c.alpha, seed=0),
+              sp.dsb_checkpoint_tag("count loss", c, init="random", alpha=c.alpha, seed=1),
+              sp.dsb_checkpoint_tag("count loss", get_profile("colab", smoke=False).ch5, init="random",
+                                    alpha=c.alpha, seed=0)}
+    assert base not in others and len(others) == 4
