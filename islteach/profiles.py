@@ -166,7 +166,7 @@ CH3 = {
 # are far from the paper's 25 cycles; 3e-3 gets further in them. fpn_steps, measured (quick,
 # seed 0, test F1@0.7 / F1@0.9, parameters chosen on the validation images): 300 steps
 # 0.839 / 0.147, 500 0.875 / 0.279, 600 0.881 / 0.247, 700 0.890 / 0.234 (set fpn_steps here
-# and rerun chapter 4 to reproduce); 600 keeps chapter 4 under 12 CPU minutes.
+# and rerun chapter 4 to reproduce). With 600, chapter 4 took 766 s in the CI book build.
 # transfer_*: the synthetic-cells transfer experiment (cellmask pretext -> cell instances).
 # isl_*: the ISL-field transfer experiment (chapter 1's DAPI model -> nucleus instances with
 # chapter 2's labels): tiles of isl_tile px, isl_val_tiles of them choose (h, mask threshold).

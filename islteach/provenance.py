@@ -137,13 +137,14 @@ def _disk_full_error(path: Path, err: BaseException) -> OSError | None:
     import errno
     import shutil
 
-    if isinstance(err, OSError) and err.errno != errno.ENOSPC and err.errno is not None:
-        return None
+    code = getattr(err, "errno", None) if isinstance(err, OSError) else None
+    if code not in (None, errno.ENOSPC):
+        return None  # an OSError with another cause (permissions, a missing folder ...)
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         return None
-    if free >= DISK_FULL_BYTES and not (isinstance(err, OSError) and err.errno == errno.ENOSPC):
+    if code is None and free >= DISK_FULL_BYTES:
         return None
     return OSError(errno.ENOSPC, (
         f"writing {path} failed ({type(err).__name__}: {err}) with {free / 2**20:.0f} MB free on its "

@@ -348,3 +348,15 @@ def test_an_enospc_write_is_reported_as_a_full_disk_whatever_the_free_space(tmp_
         with atomic_path(tmp_path / "a.npz"):
             raise OSError(errno.ENOSPC, "No space left on device")
     assert info.value.errno == errno.ENOSPC and "a.npz" in str(info.value)
+
+
+def test_an_oserror_of_another_kind_is_raised_unchanged_even_on_a_nearly_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    from islteach.provenance import atomic_path
+
+    _fake_full_disk(monkeypatch, 1 * 2**20)
+    with pytest.raises(PermissionError) as info:
+        with atomic_path(tmp_path / "a.json"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    assert info.value.errno == errno.EACCES and "disk is full" not in str(info.value)
