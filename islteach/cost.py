@@ -285,22 +285,23 @@ def chapter_works(chapter: str, **sizes) -> list:
         cells = _unet(s["encoder_name"], 5, 2)
         isl = _unet(s.get("isl_encoder_name", s["encoder_name"]), 3, 2)
         n_bonte = len(s.get("bonte_seeds") or [0])
-        return [Work(f"Bonte U-Net ({n_bonte} seed{'s' if n_bonte > 1 else ''})",
-                     flops=n_bonte * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
-                                              steps=s["bonte_steps"], **bonte).flops),
-                Work("FPN2-WS (two FPNs)", flops=2 * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
-                                                             steps=s["fpn_steps"], **fpn).flops),
-                prediction("predictions (test + validation)", side=side, n=(1 + n_bonte) * n_eval, **bonte),
-                training("synthetic cells pretext", crop_size=s["crop_size"], batch_size=s["transfer_batch"],
-                         steps=s["transfer_pretext_steps"], **cells),
-                Work(f"synthetic cells transfer ({len(s['transfer_n']) * len(s['transfer_seeds']) * inits} points)",
-                     flops=len(s["transfer_n"]) * len(s["transfer_seeds"]) * inits * training(
-                         "", crop_size=s["crop_size"], batch_size=s["transfer_batch"], steps=s["transfer_steps"],
-                         **cells).flops),
-                Work(f"ISL-field transfer ({len(s['isl_n']) * len(s['isl_seeds']) * inits} points)",
-                     flops=len(s["isl_n"]) * len(s["isl_seeds"]) * inits * training(
-                         "", crop_size=s["isl_crop"], batch_size=s["isl_batch"], steps=s["isl_steps"],
-                         **isl).flops)]
+        works = [Work(f"Bonte U-Net ({n_bonte} seed{'s' if n_bonte > 1 else ''})",
+                      flops=n_bonte * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                                               steps=s["bonte_steps"], **bonte).flops),
+                 Work("FPN2-WS (two FPNs)", flops=2 * training("", crop_size=s["crop_size"], batch_size=s["batch_size"],
+                                                              steps=s["fpn_steps"], **fpn).flops),
+                 prediction("predictions (test + validation)", side=side, n=(1 + n_bonte) * n_eval, **bonte)]
+        if s["transfer_n"]:  # the synthetic-cells experiment (an empty transfer_n skips it)
+            works += [training("synthetic cells pretext", crop_size=s["crop_size"], batch_size=s["transfer_batch"],
+                               steps=s["transfer_pretext_steps"], **cells),
+                      Work(f"synthetic cells transfer ({len(s['transfer_n']) * len(s['transfer_seeds']) * inits} points)",
+                           flops=len(s["transfer_n"]) * len(s["transfer_seeds"]) * inits * training(
+                               "", crop_size=s["crop_size"], batch_size=s["transfer_batch"], steps=s["transfer_steps"],
+                               **cells).flops)]
+        return works + [Work(f"ISL-field transfer ({len(s['isl_n']) * len(s['isl_seeds']) * inits} points)",
+                             flops=len(s["isl_n"]) * len(s["isl_seeds"]) * inits * training(
+                                 "", crop_size=s["isl_crop"], batch_size=s["isl_batch"], steps=s["isl_steps"],
+                                 **isl).flops)]
     if chapter == "ch5":
         if "shape_prior" not in BUILDERS:
             raise ValueError("chapter 5's network is not registered: import islteach.shape_prior first")

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .postprocess import hmax_seeds  # defined there, next to hmax_watershed, whose seeds it makes
+from .postprocess import hmax_seeds, map_images  # hmax_seeds: defined there, next to hmax_watershed
 
 __all__ = [
     "RECIPES",
@@ -575,7 +575,8 @@ def bonte_seed_run(x_train, y_train, x_val, y_val, x_test, y_test, *, seed: int,
                        **fit_kwargs)
     maps_val = [predict_maps(model, x, scale=scale) for x in x_val]
     h, _ = choose_parameter(maps_val, y_val, "bonte", list(h_values), min_size=min_size)
-    pred = [bonte_instances(predict_maps(model, x, scale=scale), h, min_size=min_size) for x in x_test]
+    maps_test = [predict_maps(model, x, scale=scale) for x in x_test]
+    pred = map_images(lambda m: bonte_instances(m, h, min_size=min_size), maps_test)
     record = {**score_record(y_test, pred), "seed": int(seed), "h": h, "train_seconds": round(hist.seconds, 1)}
     return model, hist, record
 
@@ -818,7 +819,7 @@ def _candidate_f1(maps_list, labels_list, recipe: str, values, ious, **kwargs) -
         raise ValueError("values must not be empty")
     out = {}
     for v in values:
-        preds = [to_instances(m, recipe, v, **kwargs) for m in maps_list]
+        preds = map_images(lambda m: to_instances(m, recipe, v, **kwargs), maps_list)  # noqa: B023 (used at once)
         out[v] = [float(f) for f in matching_dataset(list(labels_list), preds, thresholds=tuple(ious)).summed.f1]
     return out
 

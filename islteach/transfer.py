@@ -62,7 +62,7 @@ __all__ = [
     "synthetic_fields", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
     "SYNTH_SEEDS", "synthetic_track", "difficulty_sweep", "plot_difficulty_sweep", "chapter3_headline",
     "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner",
-    "INSTANCE_INITS", "instance_model", "InstancePointRunner", "gain_rows", "format_gains", "baseline_inits",
+    "INSTANCE_INITS", "instance_model", "InstancePointRunner", "synthetic_cells_transfer", "gain_rows", "format_gains", "baseline_inits",
     "mean_metric", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
     "shifted_sigmoid", "summary_table", "gain_table", "legend_below", "add_error_key",
 ]
@@ -1592,6 +1592,78 @@ class InstancePointRunner:
         if n in self.keep:
             out["prediction"] = np.asarray(preds[0], np.int32)
         return out
+
+
+def synthetic_cells_transfer(section, *, seed: int = 0, encoder_weights=None, lr: float | None = None,
+                             progress: bool = False) -> dict:
+    """Chapter 4's transfer experiment on synthetic cells with membranes, the whole protocol.
+
+    A U-Net learns to predict the membrane stain from every bright-field plane of one large
+    un-annotated synthetic field (the pretext, :func:`islteach.virtual_staining.train_virtual_staining`).
+    Then that network (``"isl"``) and the same U-Net with the baseline initialisations
+    (:func:`baseline_inits`) are fine-tuned with Bonte et al.'s two outputs on N annotated
+    fields (:class:`InstancePointRunner`, h chosen on validation fields) and scored (mAP) on
+    separate test fields: :func:`learning_curve` over ``transfer_n`` and ``transfer_seeds``.
+
+    Parameters
+    ----------
+    section : mapping
+        Chapter 4's sizes (a profile's ``ch4`` section, or a dict): ``transfer_size``,
+        ``transfer_n``, ``transfer_test``, ``transfer_pretext_steps``, ``transfer_steps``,
+        ``transfer_batch``, ``transfer_seeds``, ``transfer_crops_total``, ``cells_seeds``,
+        ``cells_val_fields``, ``cells_pretext_n_crops``, ``encoder_name``, ``crop_size``,
+        ``h_values``, ``min_size``, ``lr``.
+    seed : int
+        Seed of the pretext training.
+    encoder_weights : str or None
+        Encoder weights of the baseline and fine-tuned networks (``None``: random only).
+    lr : float, optional
+        Default ``section["lr"]``.
+
+    Returns
+    -------
+    dict
+        ``records`` (one per init, N and seed: ``mAP``, ``f1_05``, ``parameter``), ``inits``,
+        ``pretext_pcc`` (on the first test field), ``seconds``.
+    """
+    from .distance_maps import bonte_targets
+    from .losses import initial_loss_ratio
+    from .metrics import pcc as _pcc
+    from .train import predict_tiled, train_image_to_image
+
+    n_values = list(section["transfer_n"])
+    if not n_values:
+        raise ValueError("section['transfer_n'] is empty: this profile does not run the synthetic-cells "
+                         "transfer experiment")
+    t0 = time.perf_counter()
+    size, seeds = int(section["transfer_size"]), section["cells_seeds"]
+    lr = float(section["lr"] if lr is None else lr)
+
+    def cells(n, first_seed, side=size):
+        return synthetic_fields(range(first_seed, first_seed + n), size=side, bf_planes=None, phase=False,
+                                target="cellmask")
+
+    train, test = cells(max(n_values), seeds["train"]), cells(int(section["transfer_test"]), seeds["test"])
+    val, pre = cells(int(section["cells_val_fields"]), seeds["val"]), cells(1, seeds["pretext"], 2 * size)
+    crop = min(int(section["crop_size"]), size)
+    # chapter 1's recipe (islteach.virtual_staining.train_virtual_staining) on the whole pretext field
+    isl_net, _ = train_image_to_image(
+        pre["x"][0], pre["y"][0], allowed=np.ones((2 * size, 2 * size), bool), encoder_name=section["encoder_name"],
+        encoder_weights=None, steps=int(section["transfer_pretext_steps"]), crop_size=crop,
+        batch_size=int(section["transfer_batch"]), lr=lr, n_crops=int(section["cells_pretext_n_crops"]),
+        warmup=20, seed=int(seed), progress=progress)
+    pcc = _pcc(predict_tiled(isl_net, test["x"][0], tile=size)[0], np.squeeze(test["y"][0]))
+    inits = ["isl"] + (baseline_inits(section["encoder_name"]) if encoder_weights else ["random"])
+    alpha = initial_loss_ratio(np.concatenate([bonte_targets(y)[0].ravel() for y in train["cells"]]))
+    runner = InstancePointRunner(
+        train["x"], train["cells"], test["x"], test["cells"], encoder_name=section["encoder_name"],
+        in_channels=train["x"][0].shape[0], isl_state=isl_net.state_dict(), encoder_weights=encoder_weights,
+        steps=int(section["transfer_steps"]), alpha=alpha, crop_size=crop,
+        crops_total=int(section["transfer_crops_total"]), batch_size=int(section["transfer_batch"]), lr=lr,
+        h_values=section["h_values"], val=(val["x"], val["cells"]), min_size=int(section["min_size"]))
+    records = learning_curve(runner, inits=inits, n_values=n_values, seeds=list(section["transfer_seeds"]),
+                             metric="mAP", progress=progress)
+    return {"records": records, "inits": inits, "pretext_pcc": float(pcc), "seconds": time.perf_counter() - t0}
 
 
 def seed_values(records, init: str, key: str) -> dict:

@@ -245,3 +245,36 @@ def test_hmax_watershed_keeps_a_diagonal_nucleus_whole():
     assert np.array_equal(pp.hmax(d, 1.0), pp.hmax(d, 1.0, connectivity=2))
     with pytest.raises(ValueError, match="connectivity"):
         pp.hmax(d, 1.0, connectivity=3)
+
+
+# ------------------------------------------------------------------------------ many images at once
+def test_map_images_gives_the_plain_loops_results_in_order_on_real_labels(bbbc_crops):
+    from islteach.postprocess import map_images
+
+    maps = [(distance_map(y), y > 0) for y in bbbc_crops] * 3  # 9 items, more than the threads
+
+    def post(m):
+        return hmax_watershed(m[0], m[1], h=1.0, min_size=4)
+
+    serial = [post(m) for m in maps]
+    for workers in (None, 1, 2, 5):
+        got = map_images(post, maps, workers=workers)
+        assert len(got) == len(serial) and all(np.array_equal(a, b) for a, b in zip(got, serial))
+    assert map_images(post, [], workers=2) == []
+
+
+def test_map_images_propagates_errors_and_checks_its_arguments():
+    from islteach.postprocess import map_images
+
+    def boom(i):
+        if i == 3:
+            raise KeyError("item 3")
+        return i
+
+    with pytest.raises(KeyError, match="item 3"):
+        map_images(boom, range(6), workers=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be a positive integer"):
+            map_images(boom, [1], workers=bad)
+    with pytest.raises(TypeError, match="fn must be callable"):
+        map_images(None, [1])

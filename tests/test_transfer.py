@@ -484,3 +484,20 @@ def test_difficulty_sweep_images_the_same_specimens_and_reuses_the_easiest_track
         "synth_dapi_d0.00.pt", "synth_dapi_d1.00.pt"]
     with pytest.raises(ValueError, match="increasing"):
         tl.difficulty_sweep([1.0, 0.5], seeds=[0], **kw)
+
+
+def test_synthetic_cells_transfer_runs_the_whole_protocol_and_an_empty_n_is_refused():
+    from islteach.profiles import get_profile
+
+    section = {**get_profile("quick").ch4.as_dict(), "transfer_n": [1, 2], "transfer_size": 64, "transfer_test": 1,
+               "transfer_pretext_steps": 2, "transfer_steps": 2, "transfer_batch": 2, "transfer_seeds": [0],
+               "transfer_crops_total": 4, "cells_val_fields": 1, "cells_pretext_n_crops": 4, "crop_size": 64,
+               "h_values": [1.0, 2.0]}
+    out = tl.synthetic_cells_transfer(section, seed=0)
+    assert out["inits"] == ["isl", "random"]
+    assert [(r["init"], r["n"], r["seed"]) for r in out["records"]] == [
+        ("isl", 1, 0), ("random", 1, 0), ("isl", 2, 0), ("random", 2, 0)]
+    assert all(0.0 <= r["mAP"] <= 1.0 and r["parameter"] in (1.0, 2.0) for r in out["records"])
+    assert -1.0 <= out["pretext_pcc"] <= 1.0 and out["seconds"] > 0
+    with pytest.raises(ValueError, match="transfer_n"):
+        tl.synthetic_cells_transfer({**section, "transfer_n": []})
