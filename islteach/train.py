@@ -24,7 +24,8 @@ chapter 3's synthetic pretext both train with it.
 
 :func:`predict_tiled` predicts a whole field tile by tile with overlapping, smoothly
 blended tiles, so that a 1024x1344 image never needs one forward pass; on a CUDA
-out-of-memory error it retries with smaller tiles.
+out-of-memory error it retries with smaller tiles. With ``tta=True`` it averages the
+predictions of the field's eight orientations (test-time augmentation, chapter 1).
 """
 from __future__ import annotations
 
@@ -595,7 +596,7 @@ def _predict_tiles(model, image, tile, overlap, batch_size, device, use_amp):
 
 
 def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: int = 4,
-                  device=None, amp: bool = True) -> np.ndarray:
+                  device=None, amp: bool = True, tta: bool = False) -> np.ndarray:
     """Predict a whole field with overlapping tiles blended by a smooth window.
 
     Parameters
@@ -616,6 +617,11 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
         Default: CUDA when available, else CPU.
     amp : bool
         float16 autocast on CUDA.
+    tta : bool
+        Test-time augmentation: predict the field in its eight orientations (four 90-degree
+        rotations, each also mirrored), turn each prediction back and return their mean.
+        Only for outputs that do not change under a rotation of the image (a stain, a
+        mask, a distance map), not for vector fields such as flows. It costs eight predictions.
 
     Returns
     -------
@@ -652,6 +658,19 @@ def predict_tiled(model, image, tile: int = 256, overlap: int = 32, batch_size: 
         raise ValueError(f"overlap must be an integer in [0, tile/2], got {overlap!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(tta, (bool, np.bool_)):
+        raise TypeError(f"tta must be True or False, got {tta!r}")
+    if tta:
+        total = None
+        for k in range(4):
+            for mirror in (False, True):
+                view = np.rot90(image, k, axes=(1, 2))
+                view = view[:, :, ::-1] if mirror else view
+                p = predict_tiled(model, np.ascontiguousarray(view), tile=tile, overlap=overlap,
+                                  batch_size=batch_size, device=device, amp=amp)
+                p = np.rot90(p[:, :, ::-1] if mirror else p, -k, axes=(1, 2)).astype(np.float64)
+                total = p if total is None else total + p
+        return (total / 8.0).astype(np.float32)
     if device is None:  # the model's own GPU, else provenance.get_device's choice
         params = list(model.parameters())
         device = params[0].device if params and params[0].device.type != "cpu" else None

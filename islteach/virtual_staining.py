@@ -312,17 +312,18 @@ def pixel_linear_baseline(x, y, train_mask, eval_x=None) -> tuple[np.ndarray, np
     return pred.astype(np.float32), coef
 
 
-def predict_region(model, x, region=None, tile: int = 256, overlap: int = 32) -> np.ndarray:
+def predict_region(model, x, region=None, tile: int = 256, overlap: int = 32, tta: bool = False) -> np.ndarray:
     """Tiled prediction of ``x`` (C, H, W), or of ``x[:, region]`` only; returns (H', W') float32.
 
     Only the region's own input pixels are used, so nothing outside a held-out
-    region influences its prediction.
+    region influences its prediction. ``tta``: average over the eight orientations
+    (:func:`islteach.train.predict_tiled`).
     """
     from .train import predict_tiled
 
     if region is not None:
         x = x[(slice(None),) + tuple(region)]
-    return predict_tiled(model, x, tile=tile, overlap=overlap)[0]
+    return predict_tiled(model, x, tile=tile, overlap=overlap, tta=tta)[0]
 
 
 # --------------------------------------------------------------------------- training

@@ -90,6 +90,9 @@ SPECS = [
     Spec("train.predict_tiled", train.predict_tiled,
          lambda: dict(model=torch.nn.Conv2d(1, 1, 3, padding=1), image=IMG[None], tile=32, overlap=8),
          {"image": "image"}),
+    Spec("train.predict_tiled(tta=True)", train.predict_tiled,
+         lambda: dict(model=torch.nn.Conv2d(1, 1, 3, padding=1), image=IMG[None], tile=32, overlap=8, tta=True),
+         {"image": "image"}),
     Spec("data.extract_tiles", data.extract_tiles, lambda: dict(image=IMG, tile=16), {"image": "image"},
          moves_values=True, nd=True),
 ]

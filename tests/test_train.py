@@ -164,6 +164,41 @@ def test_predict_tiled_retries_with_smaller_tiles_after_out_of_memory(capsys):
     np.testing.assert_allclose(out, full, atol=1e-5)
 
 
+def test_predict_tiled_tta_undoes_each_orientation_for_a_pointwise_model():
+    # a 1x1 convolution commutes with rotations and mirrors: the mean over the eight orientations
+    # equals one plain prediction only if each prediction is turned back exactly (non-square field)
+    rng = np.random.default_rng(2)
+    img = rng.normal(size=(2, 150, 100)).astype(np.float32)
+    m = ShapeRecorder()
+    plain = predict_tiled(m, img, tile=64, overlap=16, device="cpu")
+    out = predict_tiled(m, img, tile=64, overlap=16, device="cpu", tta=True)
+    assert out.shape == (1, 150, 100) and out.dtype == np.float32
+    np.testing.assert_allclose(out, plain, atol=1e-5)
+    assert len(m.shapes) > 8 and {s[-1] for s in m.shapes} == {64}
+
+
+def test_predict_tiled_tta_is_the_mean_of_the_eight_orientations_for_a_model_that_has_a_direction():
+    # a convolution that copies the pixel to the right: its eight orientations see eight
+    # different neighbours, and their mean (turned back) is the mean of the 4 neighbours
+    net = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.weight[0, 0, 1, 2] = 1.0
+    img = np.random.default_rng(3).normal(size=(1, 64, 64)).astype(np.float32)  # one tile
+    out = predict_tiled(net, img, tile=64, overlap=0, device="cpu", tta=True)[0]
+    plain = predict_tiled(net, img, tile=64, overlap=0, device="cpu")[0]
+    inner = (img[0, :-2, 1:-1] + img[0, 2:, 1:-1] + img[0, 1:-1, :-2] + img[0, 1:-1, 2:]) / 4
+    ix = (slice(1, -1), slice(1, -1))  # away from the field's border (zero padding there)
+    np.testing.assert_allclose(out[ix], inner, atol=1e-5)
+    np.testing.assert_allclose(plain[ix], img[0, 1:-1, 2:], atol=1e-6)
+    assert not np.allclose(out[ix], plain[ix], atol=1e-2)
+
+
+def test_predict_tiled_rejects_a_tta_that_is_not_a_bool():
+    with pytest.raises(TypeError, match="tta"):
+        predict_tiled(torch.nn.Conv2d(1, 1, 1), np.zeros((1, 64, 64), np.float32), tta="yes")
+
+
 @pytest.mark.parametrize("image, kwargs, exc", [
     (np.zeros((64, 64), np.float32), {}, ValueError),
     (np.zeros((1, 64, 64), np.float32), {"tile": 100}, ValueError),
