@@ -69,7 +69,8 @@ HEADLINES = {
                                                         "n1_tiles")]
                             + [("synthetic", "difficulties"), ("synthetic", "gain_n1_by_difficulty")],
     "04_distance_maps": ["best_recipe", "best_f1_07", "best_f1_09", "classical_f1_07", "classical_f1_09",
-                         "fpn2ws_f1_07", "seeds", "isl_transfer_map_isl", "isl_transfer_map_random"],
+                         "fpn2ws_f1_07", "seeds", "isl_transfer_map_isl", "isl_transfer_map_random",
+                         "isl_bbbc039_net_map_real", "isl_bbbc039_net_map_virtual"],
     "05_shape_priors": ["f1_05_no_count", "f1_05_count_post", "shape_axis_ratio_init",
                         "shape_axis_ratio_learned"],
 }

@@ -1,5 +1,7 @@
 """Chapter 4 building blocks: targets, losses, models, training recipes, post-processing."""
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -441,3 +443,39 @@ def test_learning_curve_plot_draws_reference_lines_and_image_grid_shows_rgb_over
     plt.close(fig)
     with pytest.raises(ValueError, match="RGB"):
         viz.image_grid({"bad": np.zeros((8, 8, 2))})
+
+
+def test_median_diameter_is_the_equivalent_diameter_of_the_median_object():
+    yy, xx = np.mgrid[:200, :200]
+    lab = np.zeros((200, 200), np.int32)
+    for k, (cy, cx, r) in enumerate([(40, 40, 10), (40, 120, 15), (140, 80, 20)], start=1):
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = k
+    areas = np.bincount(lab.ravel())[1:]
+    expected = float(np.sqrt(4 * np.median(areas) / np.pi))
+    assert I.median_diameter(lab) == pytest.approx(expected)
+    assert I.median_diameter(lab) == pytest.approx(30.0, abs=0.5)  # the middle disc, radius 15
+    # a list pools the objects of all images; ids need not be consecutive
+    other = np.where(lab == 3, 7, 0).astype(np.int32)
+    pooled = np.r_[areas, areas[2]]  # four objects: the median averages the middle two diameters
+    assert I.median_diameter([lab, other]) == pytest.approx(float(np.median(np.sqrt(4 * pooled / np.pi))))
+    assert np.isnan(I.median_diameter(np.zeros((8, 8), np.int32)))
+
+
+def test_median_diameter_rejects_float_labels_naming_the_image():
+    with pytest.raises(ValueError, match=r"labels\[1\]"):
+        I.median_diameter([np.zeros((4, 4), np.int32), np.zeros((4, 4), float)])
+
+
+_SHARED = Path(os.environ.get("ISLTEACH_DATA_DIR", "/work/shared/data"))
+
+
+@pytest.mark.skipif(not (_SHARED / "bbbc039" / "MANIFEST.tsv").is_file(),
+                    reason=f"real data not found at {_SHARED} (set ISLTEACH_DATA_DIR to the data cache)")
+def test_median_diameter_of_bbbc039_nuclei_on_real_masks(monkeypatch):
+    """On real masks (BBBC039's first training images) the nuclei are about 28 px across."""
+    from islteach import data
+
+    monkeypatch.setenv("ISLTEACH_DATA_DIR", str(_SHARED))
+    _, y = data.load_bbbc039("train")
+    d = I.median_diameter(list(y[:10]))
+    assert 20.0 < d < 40.0
