@@ -37,10 +37,10 @@ def _random_labels(rng, shape=(90, 100), n=10):
     return lab
 
 
-def test_the_chapter_has_these_code_exercises_and_two_questions():
+def test_the_chapter_has_these_code_exercises_and_three_questions():
     assert sorted(EXERCISES) == sorted(LABELS)
     questions = sorted(e["label"] for e in ALL if e["kind"] == "question")
-    assert questions == ["ex-04-predict-h", "ex-04-read-f1-iou"]
+    assert questions == ["ex-04-nucleus-size", "ex-04-predict-h", "ex-04-read-f1-iou"]
     assert all(e["has_solution"] and not e["problems"] for e in ALL)
 
 
