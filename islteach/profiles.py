@@ -110,6 +110,14 @@ CH2 = {
 # microscope is track A's, whose N = 1 points it reuses from the cache).
 # quick: one step of resnet18 on 4 crops of 64x64 costs ~0.12 s on this CPU (two threads).
 _CH3_SYNTH_INPUT = {"synth_bf_planes": [0, 4], "synth_phase": True}
+# The ISL field's pretext inits are fine-tuned so that they keep what the pretext knew (chapter 3,
+# "A fine-tuning that keeps the pretext"): the sigmoid head centred at the zero-shot threshold of
+# the annotated tile with slope 20 (the DAPI output spans about 0 to 0.55, so Bonte et al.'s fixed
+# sigmoid(x - 0.5) starts them as a near-constant map), BatchNorm kept at the pretext's statistics
+# (a batch of four 64-px crops of one tile is no estimate of them), a tenth of the rate (the
+# encoder at a hundredth). The random init trains every layer at ``lr``.
+_KEEP_PRETEXT = {"pretext_lr": 1e-4, "pretext_encoder_lr_scale": 0.1, "pretext_freeze_norm": True,
+                 "pretext_head_slope": 20.0}
 CH3 = {
     "quick": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2], "synth_difficulties": [0.0, 0.5, 1.0],
               "synth_size": 128, "synth_test_fields": 8, "synth_eval_fields": 4,
@@ -121,8 +129,7 @@ CH3 = {
               "synth_control": False,
               "isl_tile": 256, "isl_n_values": [1, 12],
               "isl_finetune": {"steps": 60, "batch_size": 4, "lr": 1e-3, "crop_size": 64, "n_crops": 5,
-                               "eval_every": 12, "n_last": 3, "tile": 256,
-                               "pretext_encoder_lr_scale": 0.1},
+                               "eval_every": 12, "n_last": 3, "tile": 256, **_KEEP_PRETEXT},
               "isl_control": "if-saved", "control_n_values": [1]},
     "colab": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2], "synth_difficulties": [0.0, 0.5, 1.0],
               "synth_size": 256, "synth_test_fields": 20, "synth_eval_fields": 8,
@@ -135,8 +142,7 @@ CH3 = {
               "synth_control": True,
               "isl_tile": 256, "isl_n_values": [1, 3, 12],
               "isl_finetune": {"steps": 300, "batch_size": 8, "lr": 1e-3, "crop_size": 128, "n_crops": 5,
-                               "eval_every": 50, "n_last": 3, "tile": 256,
-                                 "pretext_encoder_lr_scale": 0.1},
+                               "eval_every": 50, "n_last": 3, "tile": 256, **_KEEP_PRETEXT},
               "isl_control": "always", "control_n_values": [1, 3, 12]},
     "paper": {**_CH3_SYNTH_INPUT, "seeds": [0, 1, 2], "synth_difficulties": [0.0, 0.25, 0.5, 0.75, 1.0],
               "synth_size": 512, "synth_test_fields": 190, "synth_eval_fields": 37,
@@ -149,8 +155,7 @@ CH3 = {
               "synth_control": True,
               "isl_tile": 128, "isl_n_values": [1, 3, 10, 48],
               "isl_finetune": {"steps": 2000, "batch_size": 8, "lr": 1e-3, "crop_size": 128, "n_crops": 5,
-                               "eval_every": 200, "n_last": 3, "tile": 256,
-                               "pretext_encoder_lr_scale": 0.1},
+                               "eval_every": 200, "n_last": 3, "tile": 256, **_KEEP_PRETEXT},
               "isl_control": "always", "control_n_values": [1, 3, 10, 48]},
 }
 

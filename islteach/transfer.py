@@ -415,28 +415,39 @@ def records_to_json(records, drop_arrays: bool = True) -> list:
 
 # =============================================================================== models
 class ShiftedSigmoid(nn.Module):
-    r"""The logistic function centred at ``shift``: :math:`f(x) = 1 / (1 + e^{-(x - \mathrm{shift})})`.
+    r"""The logistic function centred at ``shift``: :math:`f(x) = 1 / (1 + e^{-\mathrm{slope}\,(x - \mathrm{shift})})`.
 
-    ``shift=0`` is the plain sigmoid; Bonte et al. use ``shift=0.5`` after the ISL
-    model, whose (DAPI) output already lies around [0, 1] {cite}`bonte2022`.
+    ``shift=0, slope=1`` is the plain sigmoid; Bonte et al. use ``shift=0.5`` after the ISL
+    model, whose (DAPI) output already lies around [0, 1] {cite}`bonte2022`. A larger
+    ``slope`` makes the head steeper: with ``shift`` at the threshold that segments the
+    annotated image best, the pretext model starts fine-tuning as that zero-shot segmenter
+    (:meth:`SegmentationPointRunner.__call__` with ``pretext_head_slope``).
 
     Examples
     --------
     >>> float(ShiftedSigmoid(0.5)(torch.tensor(0.5)))
     0.5
+    >>> round(float(ShiftedSigmoid(0.2, slope=20)(torch.tensor(0.3))), 3)
+    0.881
     """
 
-    def __init__(self, shift: float = 0.0):
+    def __init__(self, shift: float = 0.0, slope: float = 1.0):
         super().__init__()
-        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+        if isinstance(shift, bool) or not isinstance(shift, (int, float, np.floating)) or not math.isfinite(shift):
             raise ValueError(f"shift must be a finite number, got {shift!r}")
+        if isinstance(slope, bool) or not isinstance(slope, (int, float, np.floating)) or not (
+                math.isfinite(slope) and slope > 0):
+            raise ValueError(f"slope must be a positive finite number, got {slope!r}")
         self.shift = float(shift)
+        self.slope = float(slope)
 
     def forward(self, x):
-        return torch.sigmoid(x - self.shift)
+        if self.slope == 1.0:
+            return torch.sigmoid(x - self.shift)
+        return torch.sigmoid(self.slope * (x - self.shift))
 
     def extra_repr(self) -> str:
-        return f"shift={self.shift:g}"
+        return f"shift={self.shift:g}" + ("" if self.slope == 1.0 else f", slope={self.slope:g}")
 
 
 class SegmentationNet(nn.Module):
@@ -451,11 +462,23 @@ class SegmentationNet(nn.Module):
         The initialisation that actually happened (``"random"``, ``"imagenet"``, ``"isl"``...).
     """
 
-    def __init__(self, body: nn.Module, shift: float = 0.0, init: str = "random"):
+    def __init__(self, body: nn.Module, shift: float = 0.0, init: str = "random", slope: float = 1.0):
         super().__init__()
         self.body = body
-        self.activation = ShiftedSigmoid(shift)
+        self.activation = ShiftedSigmoid(shift, slope)
         self.islteach_init = str(init)
+        #: when True, :meth:`train` leaves every BatchNorm layer in evaluation mode: it keeps
+        #: normalising with the statistics of the pretext training (its running mean and
+        #: variance) instead of those of each small fine-tuning batch, and does not update them
+        self.freeze_norm = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.freeze_norm:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def raw(self, x):
         """The body's output before the activation."""
@@ -466,7 +489,7 @@ class SegmentationNet(nn.Module):
 
 
 def segmentation_model(init: str = "random", *, pretext_model=None, encoder_name: str = "resnet18",
-                       in_channels: int = 3, shift=None, verbose: bool = True) -> SegmentationNet:
+                       in_channels: int = 3, shift=None, slope: float = 1.0, verbose: bool = True) -> SegmentationNet:
     """One of the two models of Bonte et al.'s comparison, ready for the soft Jaccard loss.
 
     Parameters
@@ -486,6 +509,8 @@ def segmentation_model(init: str = "random", *, pretext_model=None, encoder_name
         Input channels of the fresh U-Net when no ``pretext_model`` is given.
     shift : float, optional
         Centre of the sigmoid; default ``0.5`` (:data:`ISL_SHIFT`) for a pretext init, 0 otherwise.
+    slope : float
+        Steepness of the sigmoid (:class:`ShiftedSigmoid`); 1 is Bonte et al.'s head.
     verbose : bool
 
     Returns
@@ -512,14 +537,14 @@ def segmentation_model(init: str = "random", *, pretext_model=None, encoder_name
         body = unet(encoder_name, encoder_weights=None if init == "random" else "imagenet",
                     in_channels=in_channels, classes=1, verbose=verbose)
         actual = body.islteach_init
-        return SegmentationNet(body, 0.0 if shift is None else shift, init=actual)
+        return SegmentationNet(body, 0.0 if shift is None else shift, init=actual, slope=slope)
     if pretext_model is None:
         raise ValueError(f"init={init!r} is a pretext initialisation: pass pretext_model")
     if not isinstance(pretext_model, nn.Module):
         raise TypeError(f"pretext_model must be a torch.nn.Module, got {type(pretext_model).__name__}")
     body = copy.deepcopy(pretext_model)
     body.train()
-    return SegmentationNet(body, ISL_SHIFT if shift is None else shift, init=init)
+    return SegmentationNet(body, ISL_SHIFT if shift is None else shift, init=init, slope=slope)
 
 
 # =============================================================================== scoring
@@ -630,8 +655,9 @@ def _as_image_list(x, name, ndim):
 def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, steps: int, batch_size: int,
                           lr: float, crop_size: int, n_crops: int = 5, seed: int = 0, eval_every: int | None = None,
                           n_last: int = 3, threshold: float = 0.5, tile: int = 256, overlap: int = 32,
-                          encoder_lr_scale: float = 1.0, freeze_encoder_steps: int = 0, scheduler=None,
-                          keep_prediction: bool = False, progress: bool = False, device=None) -> dict:
+                          encoder_lr_scale: float = 1.0, freeze_encoder_steps: int = 0, freeze_norm: bool = False,
+                          scheduler=None, keep_prediction: bool = False, progress: bool = False,
+                          device=None) -> dict:
     """Fine-tune a :class:`SegmentationNet` with the soft Jaccard loss and score it on the test images.
 
     Training uses :func:`islteach.train.fit` (Adam, constant learning rate, seeded batches)
@@ -666,6 +692,10 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
     freeze_encoder_steps : int
         The encoder is frozen (no gradient) for the first this many steps, so the decoder
         adapts to the new task before the encoder changes (Zaki et al. freeze it at first).
+    freeze_norm : bool
+        Keep the BatchNorm layers in evaluation mode while training
+        (:attr:`SegmentationNet.freeze_norm`): a pretext model keeps normalising with the
+        statistics of its pretext training, not with those of a few small crops of one image.
     scheduler : {None, "constant", "cosine"}
         Learning-rate schedule of :func:`islteach.train.fit` (default constant).
     keep_prediction : bool
@@ -703,6 +733,12 @@ def finetune_and_evaluate(model, train_x, train_masks, test_x, test_masks, *, st
     if isinstance(freeze_encoder_steps, bool) or not isinstance(freeze_encoder_steps, (int, np.integer)) \
             or not 0 <= freeze_encoder_steps < steps:
         raise ValueError(f"freeze_encoder_steps must be an integer in 0..steps-1, got {freeze_encoder_steps!r}")
+    if not isinstance(freeze_norm, bool):
+        raise ValueError(f"freeze_norm must be True or False, got {freeze_norm!r}")
+    if freeze_norm:
+        if not isinstance(model, SegmentationNet):
+            raise ValueError(f"freeze_norm=True needs a SegmentationNet, got {type(model).__name__}")
+        model.freeze_norm = True
     encoder = getattr(getattr(model, "body", None), "encoder", None)
     if (encoder_lr_scale != 1.0 or freeze_encoder_steps) and not isinstance(encoder, nn.Module):
         raise ValueError("encoder_lr_scale and freeze_encoder_steps need a model whose body has an encoder "
@@ -1322,28 +1358,69 @@ class SegmentationPointRunner:
         self.keep = {int(n) for n in keep_prediction_for}
         self.in_channels = int(self.pool_x[0].shape[0]) if in_channels is None else int(in_channels)
         self.device = device
+        slope = self.finetune.get(self.HEAD_KEY)
+        if slope is not None and (isinstance(slope, bool) or not isinstance(slope, (int, float))
+                                  or not (math.isfinite(slope) and slope > 0)):
+            raise ValueError(f"finetune[{self.HEAD_KEY!r}] must be a positive number, got {slope!r}")
         self._scores = None
+        self._pool_scores = None
 
     #: keys of ``finetune`` that apply to the pretext initialisations only (their encoder came pretrained)
     PRETEXT_KEYS = {"pretext_encoder_lr_scale": "encoder_lr_scale",
-                    "pretext_freeze_encoder_steps": "freeze_encoder_steps"}
+                    "pretext_freeze_encoder_steps": "freeze_encoder_steps",
+                    "pretext_lr": "lr",
+                    "pretext_freeze_norm": "freeze_norm"}
+    #: the key of ``finetune`` that gives a pretext init the calibrated head (see :meth:`__call__`)
+    HEAD_KEY = "pretext_head_slope"
 
     def finetune_kwargs(self, init: str) -> dict:
         """The keyword arguments of :func:`finetune_and_evaluate` for ``init``.
 
-        ``finetune``'s ``pretext_encoder_lr_scale`` and ``pretext_freeze_encoder_steps`` become
-        ``encoder_lr_scale`` and ``freeze_encoder_steps`` for a pretext init (its encoder was
-        pretrained, so a lower rate keeps what it knew); the random and ImageNet inits train
-        every layer at the full rate from the first step.
+        For a pretext init (its network was pretrained) ``finetune``'s ``pretext_lr``,
+        ``pretext_encoder_lr_scale``, ``pretext_freeze_encoder_steps`` and ``pretext_freeze_norm``
+        become ``lr``, ``encoder_lr_scale``, ``freeze_encoder_steps`` and ``freeze_norm``: a
+        lower rate and the pretext's BatchNorm statistics keep what it knew. The random and
+        ImageNet inits train every layer at ``lr`` from the first step.
         """
-        kw = {k: v for k, v in self.finetune.items() if k not in self.PRETEXT_KEYS}
+        kw = {k: v for k, v in self.finetune.items() if k not in self.PRETEXT_KEYS and k != self.HEAD_KEY}
         if init in self.pretext_models:
             kw.update({new: self.finetune[old] for old, new in self.PRETEXT_KEYS.items() if old in self.finetune})
         return kw
 
+    def pool_scores(self, init: str) -> list:
+        """The pretext model ``init``'s raw output on every pool image (computed once per model)."""
+        if not hasattr(self, "_pool_scores") or self._pool_scores is None:
+            self._pool_scores = {}
+        if init not in self._pool_scores:
+            if init == self.zero_shot_from and self._scores is not None:
+                self._pool_scores[init] = self._scores[0]
+            else:
+                tile = int(self.finetune.get("tile", 256))
+                self._pool_scores[init] = segmentation_scores(self.pretext_models[init], self.pool_x, tile=tile,
+                                                              device=self.device)
+        return self._pool_scores[init]
+
+    def head(self, init: str, idx) -> dict:
+        """The sigmoid head of a pretext init annotated on pool images ``idx``: ``{"shift", "slope"}``.
+
+        Without ``pretext_head_slope`` in ``finetune`` it is Bonte et al.'s fixed head
+        (shift 0.5, slope 1). With it, the shift is the threshold of the pretext output that
+        segments the annotated images best (:func:`calibrate_threshold`, the zero-shot
+        reference's threshold) and the slope is ``pretext_head_slope``: before its first step
+        the fine-tuned model is then the zero-shot segmenter, with a head steep enough that its
+        probabilities are near 0 and 1 where the pretext output is clearly below or above the threshold.
+        """
+        slope = self.finetune.get(self.HEAD_KEY)
+        if slope is None:
+            return {"shift": ISL_SHIFT, "slope": 1.0}
+        scores = self.pool_scores(init)
+        t, _ = calibrate_threshold([scores[i] for i in idx], [self.pool_masks[i] for i in idx])
+        return {"shift": float(t), "slope": float(slope)}
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_scores"] = None  # recomputed where needed, not shipped to every worker
+        state["_pool_scores"] = None
         return state
 
     def zero_shot_scores(self):
@@ -1371,12 +1448,15 @@ class SegmentationPointRunner:
                 raise ValueError(f"init={init!r} needs the architecture of the pretext models: pass "
                                  "encoder_name (the pretext models carry no islteach_config)")
             torch.manual_seed(10_000 + int(seed))  # the random init differs between seeds
+            head = self.head(init, idx) if pretext is not None else {}
             model = segmentation_model(init, pretext_model=pretext, encoder_name=self.encoder_name,
-                                       in_channels=self.in_channels, verbose=False)
+                                       in_channels=self.in_channels, verbose=False, **head)
             out = finetune_and_evaluate(model, [self.pool_x[i] for i in idx], [self.pool_masks[i] for i in idx],
                                         self.test_x, self.test_masks, seed=int(seed),
                                         keep_prediction=int(n) in self.keep, device=self.device,
                                         **self.finetune_kwargs(init))
+            if head:
+                out["head"] = head
         out["images"] = [int(i) for i in idx]
         return out
 
@@ -1393,7 +1473,10 @@ def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models:
       is thresholded at the value that works best on the N annotated images
       (:func:`zero_shot_point`): the reference that fine-tuning has to beat;
     * ``init`` in ``pretext_models`` (``"isl"``, ``"isl-map2"``...): a copy of that pretext
-      model with the shifted sigmoid, fine-tuned (:func:`finetune_and_evaluate`);
+      model with the shifted sigmoid, fine-tuned (:func:`finetune_and_evaluate`) with the
+      pretext-only keys of ``finetune`` (:meth:`SegmentationPointRunner.finetune_kwargs`); with
+      ``pretext_head_slope`` its sigmoid is centred at the zero-shot threshold of the N annotated
+      images instead of 0.5 (:meth:`SegmentationPointRunner.head`);
     * ``"random"`` / ``"imagenet"``: a fresh U-Net of the pretext models' architecture with a
       plain sigmoid (seeded by ``seed``), fine-tuned the same way.
 

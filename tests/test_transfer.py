@@ -455,6 +455,80 @@ def test_point_runner_gives_the_pretext_only_settings_to_pretext_inits():
                                              pretext_freeze_encoder_steps=1), encoder_name="resnet18")
     assert run.finetune_kwargs("random") == {"steps": 2, "lr": 1e-3}
     assert run.finetune_kwargs("isl") == {"steps": 2, "lr": 1e-3, "encoder_lr_scale": 0.1, "freeze_encoder_steps": 1}
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": torch.nn.Conv2d(1, 1, 1)},
+                               finetune=dict(steps=2, lr=1e-3, pretext_lr=1e-4, pretext_freeze_norm=True,
+                                             pretext_head_slope=20), encoder_name="resnet18")
+    assert run.finetune_kwargs("random") == {"steps": 2, "lr": 1e-3}
+    assert run.finetune_kwargs("isl") == {"steps": 2, "lr": 1e-4, "freeze_norm": True}
+    with pytest.raises(ValueError, match="pretext_head_slope"):
+        tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={}, finetune={
+            "pretext_head_slope": -1}, encoder_name="resnet18")
+
+
+def test_shifted_sigmoid_slope_and_its_checks():
+    f = tl.ShiftedSigmoid(0.2, slope=20)
+    assert float(f(torch.tensor(0.2))) == pytest.approx(0.5)
+    assert float(f(torch.tensor(0.3))) == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert "slope=20" in repr(f) and "slope" not in repr(tl.ShiftedSigmoid(0.5))
+    for bad in (0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="slope"):
+            tl.ShiftedSigmoid(0.0, slope=bad)
+
+
+def test_calibrated_head_starts_the_pretext_init_as_its_zero_shot_segmenter():
+    """With ``pretext_head_slope`` the pretext init's head is centred at the zero-shot threshold of
+    the annotated images: before any step, thresholding its probability at 0.5 is the zero-shot
+    segmentation (exactly, on a pretext whose output is its input)."""
+    images, masks = _tiny_segmentation_data()
+    pretext = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        pretext.weight.fill_(1.0)
+        pretext.bias.zero_()
+    fixed = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                                 finetune=dict(tile=32), encoder_name="resnet18")
+    assert fixed.head("isl", [0]) == {"shift": tl.ISL_SHIFT, "slope": 1.0}
+    run = tl.make_point_runner(images[:4], masks[:4], images[4], masks[4], pretext_models={"isl": pretext},
+                               finetune=dict(tile=32, pretext_head_slope=20.0), encoder_name="resnet18")
+    for idx in ([0], [1, 2]):
+        head = run.head("isl", idx)
+        t, _ = tl.calibrate_threshold([images[i][0] for i in idx], [masks[i] for i in idx])
+        assert head == {"shift": pytest.approx(t), "slope": 20.0}
+        model = tl.segmentation_model("isl", pretext_model=pretext, **head).eval()
+        with torch.no_grad():
+            prob = model(torch.from_numpy(images[4][None]))[0, 0].numpy()
+        np.testing.assert_array_equal(prob > 0.5, images[4][0] > t)
+        zs = tl.zero_shot_point([images[i][0] for i in idx], [masks[i] for i in idx], [images[4][0]], [masks[4]])
+        assert zs["threshold"] == pytest.approx(t)
+
+
+def test_freeze_norm_keeps_the_pretext_batchnorm_statistics():
+    class WithNorm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+            self.head = torch.nn.Conv2d(2, 1, 1)
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.encoder(x)))
+
+    def body():
+        torch.manual_seed(0)
+        return WithNorm()
+
+    frozen, free = body(), body()
+    stats0 = frozen.encoder[1].running_mean.clone()
+    model = tl.SegmentationNet(frozen, init="isl")
+    _finetune(model, freeze_norm=True)
+    torch.testing.assert_close(frozen.encoder[1].running_mean, stats0)  # never updated
+    model.train()
+    assert model.training and model.body.head.training and not frozen.encoder[1].training  # BatchNorm stays in eval
+    assert not torch.equal(frozen.encoder[1].weight.detach(), torch.ones(2))  # its affine part still learns
+    _finetune(tl.SegmentationNet(free, init="isl"))
+    assert not torch.equal(free.encoder[1].running_mean, stats0)  # without it, the statistics drift
+    with pytest.raises(ValueError, match="freeze_norm"):
+        _finetune(tl.SegmentationNet(body()), freeze_norm=1)
+    with pytest.raises(ValueError, match="SegmentationNet"):
+        _finetune(body(), freeze_norm=True)
 
 
 # --------------------------------------------------------------------------- the difficulty sweep
