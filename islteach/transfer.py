@@ -61,7 +61,8 @@ __all__ = [
     "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
     "synthetic_fields", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
     "SYNTH_SEEDS", "synthetic_track", "difficulty_sweep", "plot_difficulty_sweep", "chapter3_headline",
-    "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner",
+    "isl_field_split", "choose", "SegmentationPointRunner", "make_point_runner", "KEEP_PRETEXT_KEYS",
+    "without_keep_pretext",
     "INSTANCE_INITS", "instance_model", "InstancePointRunner", "synthetic_cells_transfer", "gain_rows", "format_gains", "baseline_inits",
     "mean_metric", "track_results", "n1_predictions", "plot_learning_curve", "plot_examples",
     "shifted_sigmoid", "summary_table", "gain_table", "legend_below", "add_error_key",
@@ -1459,6 +1460,26 @@ class SegmentationPointRunner:
                 out["head"] = head
         out["images"] = [int(i) for i in idx]
         return out
+
+
+#: the keys of a fine-tuning recipe that make a pretext init keep what its pretext knew
+#: (:meth:`SegmentationPointRunner.finetune_kwargs`, :meth:`SegmentationPointRunner.head`); the
+#: encoder's lower rate (``pretext_encoder_lr_scale``) is not among them
+KEEP_PRETEXT_KEYS = ("pretext_lr", "pretext_freeze_norm", "pretext_head_slope")
+
+
+def without_keep_pretext(finetune: dict) -> dict:
+    """``finetune`` without :data:`KEEP_PRETEXT_KEYS`: Bonte et al.'s fixed head ``sigmoid(x - 0.5)``,
+    BatchNorm on each batch's statistics and the rate ``lr`` for a pretext init too.
+
+    Examples
+    --------
+    >>> without_keep_pretext({"lr": 1e-3, "pretext_lr": 1e-4, "pretext_head_slope": 20.0})
+    {'lr': 0.001}
+    """
+    if not isinstance(finetune, dict):
+        raise ValueError(f"finetune must be a dict, got {type(finetune).__name__}")
+    return {k: v for k, v in finetune.items() if k not in KEEP_PRETEXT_KEYS}
 
 
 def make_point_runner(pool_x, pool_masks, test_x, test_masks, *, pretext_models: dict, finetune: dict,
