@@ -443,9 +443,7 @@ class ShiftedSigmoid(nn.Module):
         self.slope = float(slope)
 
     def forward(self, x):
-        if self.slope == 1.0:
-            return torch.sigmoid(x - self.shift)
-        return torch.sigmoid(self.slope * (x - self.shift))
+        return torch.sigmoid(self.slope * (x - self.shift))  # slope 1: exactly sigmoid(x - shift)
 
     def extra_repr(self) -> str:
         return f"shift={self.shift:g}" + ("" if self.slope == 1.0 else f", slope={self.slope:g}")
@@ -1359,10 +1357,11 @@ class SegmentationPointRunner:
         self.keep = {int(n) for n in keep_prediction_for}
         self.in_channels = int(self.pool_x[0].shape[0]) if in_channels is None else int(in_channels)
         self.device = device
-        slope = self.finetune.get(self.HEAD_KEY)
-        if slope is not None and (isinstance(slope, bool) or not isinstance(slope, (int, float))
-                                  or not (math.isfinite(slope) and slope > 0)):
-            raise ValueError(f"finetune[{self.HEAD_KEY!r}] must be a positive number, got {slope!r}")
+        if self.finetune.get(self.HEAD_KEY) is not None:
+            try:  # the head's own check, before any point has run
+                ShiftedSigmoid(0.0, self.finetune[self.HEAD_KEY])
+            except ValueError as err:
+                raise ValueError(f"finetune[{self.HEAD_KEY!r}]: {err}") from None
         self._scores = None
         self._pool_scores = None
 
@@ -1389,16 +1388,15 @@ class SegmentationPointRunner:
         return kw
 
     def pool_scores(self, init: str) -> list:
-        """The pretext model ``init``'s raw output on every pool image (computed once per model)."""
-        if not hasattr(self, "_pool_scores") or self._pool_scores is None:
+        """The pretext model ``init``'s raw output on every pool image (computed once per model;
+        the zero-shot model's are those of :meth:`zero_shot_scores`)."""
+        if init == self.zero_shot_from:
+            return self.zero_shot_scores()[0]
+        if self._pool_scores is None:
             self._pool_scores = {}
         if init not in self._pool_scores:
-            if init == self.zero_shot_from and self._scores is not None:
-                self._pool_scores[init] = self._scores[0]
-            else:
-                tile = int(self.finetune.get("tile", 256))
-                self._pool_scores[init] = segmentation_scores(self.pretext_models[init], self.pool_x, tile=tile,
-                                                              device=self.device)
+            self._pool_scores[init] = segmentation_scores(self.pretext_models[init], self.pool_x,
+                                                          tile=int(self.finetune.get("tile", 256)), device=self.device)
         return self._pool_scores[init]
 
     def head(self, init: str, idx) -> dict:
