@@ -14,10 +14,11 @@ EXERCISES = chapter_exercises("03_transfer_learning")
 LABELS = ["ex-03-shifted-sigmoid", "ex-03-soft-jaccard"]
 
 
-def test_the_chapter_has_these_code_exercises_and_four_questions():
+def test_the_chapter_has_these_code_exercises_and_five_questions():
     assert sorted(EXERCISES) == sorted(LABELS)
     questions = sorted(e["label"] for e in ALL if e["kind"] == "question")
-    assert questions == ["ex-03-choose-rate", "ex-03-predict-map2", "ex-03-predict-more-images", "ex-03-read-curves"]
+    assert questions == ["ex-03-choose-rate", "ex-03-predict-map2", "ex-03-predict-more-images", "ex-03-read-curves",
+                         "ex-03-weak-baseline"]
     assert all(e["has_solution"] and not e["problems"] for e in ALL)
 
 
