@@ -56,7 +56,7 @@ from .provenance import to_jsonable as _jsonable
 __all__ = [
     "PAPER_GAINS_PERCENT", "PAPER_IOU_N1", "ISL_SHIFT",
     "learning_curve", "run_cached_point", "point_path", "summarize", "relative_gain", "format_table",
-    "records_to_json", "seed_values",
+    "records_to_json", "seed_values", "crop_passes",
     "ShiftedSigmoid", "SegmentationNet", "segmentation_model",
     "calibrate_threshold", "zero_shot_point", "segmentation_scores", "finetune_and_evaluate",
     "synthetic_fields", "train_pretext", "get_synthetic_pretext", "synthetic_pretext_path",
@@ -385,6 +385,26 @@ def relative_gain(records, init: str = "isl", baseline: str = "random", metric: 
             b = means[(baseline, n)]
             out[n] = (m - b) / b if b != 0 else float("nan")
     return out
+
+
+def crop_passes(finetune: dict, n: int) -> float:
+    """How often a fine-tuning sees each of its fixed crops when ``n`` images are annotated.
+
+    ``finetune`` is a profile's fine-tuning section (``steps``, ``batch_size``, ``n_crops`` per
+    annotated image): ``steps * batch_size / (n * n_crops)``. At a fixed step budget the
+    largest N gets the fewest looks per crop, which can bend a learning curve down.
+
+    Examples
+    --------
+    >>> crop_passes({"steps": 60, "batch_size": 4, "n_crops": 40}, 12)
+    0.5
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1 (annotated images), got {n!r}")
+    missing = [k for k in ("steps", "batch_size", "n_crops") if k not in finetune]
+    if missing:
+        raise KeyError(f"finetune lacks {missing}: expected a fine-tuning section of a profile")
+    return finetune["steps"] * finetune["batch_size"] / (int(n) * finetune["n_crops"])
 
 
 def format_table(records, metric: str = "iou", digits: int = 3) -> str:

@@ -575,3 +575,13 @@ def test_synthetic_cells_transfer_runs_the_whole_protocol_and_an_empty_n_is_refu
     assert -1.0 <= out["pretext_pcc"] <= 1.0 and out["seconds"] > 0
     with pytest.raises(ValueError, match="transfer_n"):
         tl.synthetic_cells_transfer({**section, "transfer_n": []})
+
+
+def test_crop_passes_counts_looks_per_fixed_crop():
+    ft = {"steps": 60, "batch_size": 4, "n_crops": 40}
+    assert tl.crop_passes(ft, 1) == pytest.approx(6.0)
+    assert tl.crop_passes(ft, 12) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        tl.crop_passes(ft, 0)
+    with pytest.raises(KeyError, match="n_crops"):
+        tl.crop_passes({"steps": 60, "batch_size": 4}, 1)
