@@ -11,7 +11,10 @@ table of steps/s and images/s with each setting's speed relative to the first ro
 * ``channels_last`` memory format for the model and the batch,
 * decoder width (smp's default ``(256, 128, 64, 32, 16)`` or half of it),
 * crop size (96, 128, 192),
-* ``torch.compile`` (with ``--compile``; its compile time is reported separately).
+* ``torch.compile`` (with ``--compile``; its compile time is reported separately),
+* glibc keeping freed memory for the next step (:func:`islteach.train.keep_freed_memory`,
+  which ``fit`` calls on the CPU): ``channels_last`` measured in two fresh processes, one with
+  glibc's defaults and one with the setting (it cannot be undone inside a process).
 
 On CUDA the forward pass runs under float16 autocast as in ``fit``. This CPU has AVX2
 only, so reduced precision is no win there and is not measured. The script prints and
@@ -24,7 +27,7 @@ import time
 import torch
 
 from islteach.provenance import get_device
-from islteach.train import train_step
+from islteach.train import keep_freed_memory, train_step
 
 DEFAULT_DECODER = (256, 128, 64, 32, 16)
 HALF_DECODER = (128, 64, 32, 16, 8)
@@ -68,6 +71,21 @@ def measure(encoder, *, batch, crop, steps, threads, channels_last, decoder, com
     return steps / dt, t_compile
 
 
+def _measure_fresh(kw, keep_freed):
+    """``measure(**kw)`` in this (fresh, spawned) process, after ``keep_freed_memory()`` if asked."""
+    if keep_freed:
+        keep_freed_memory()
+    return measure(**kw)
+
+
+def measure_fresh(encoder, *, keep_freed, **kw):
+    """:func:`measure` in a fresh process, with or without :func:`keep_freed_memory`."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure_fresh, ({"encoder": encoder, **kw}, keep_freed))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder", default="resnet18")
@@ -91,13 +109,20 @@ def main(argv=None):
     ]
     if args.compile:
         rows.append(("torch.compile", {**base, "compile_": True}))
+    if device.type == "cpu":
+        rows += [("channels_last, fresh process, glibc defaults", {**base, "channels_last": True, "fresh": False}),
+                 ("channels_last, fresh process, keep_freed_memory", {**base, "channels_last": True, "fresh": True})]
     print(f"device {device}, cpus {ncpu}, torch {torch.__version__}, U-Net {args.encoder}, "
           f"batch {args.batch}, {args.steps} timed steps per row")
     print(f"{'setting':52s} {'steps/s':>8s} {'px/s (M)':>9s} {'vs baseline (px/s)':>19s}")
     ref = None
     for name, kw in rows:
         try:
-            sps, tc = measure(args.encoder, **kw)
+            if "fresh" in kw:
+                kw = dict(kw)
+                sps, tc = measure_fresh(args.encoder, keep_freed=kw.pop("fresh"), **kw)
+            else:
+                sps, tc = measure(args.encoder, **kw)
         except Exception as e:  # e.g. torch.compile without a C compiler
             print(f"{name:52s} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
             continue

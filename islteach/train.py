@@ -40,7 +40,7 @@ import numpy as np
 from .provenance import shown_path
 
 __all__ = ["History", "fit", "draw_batch", "train_step", "save_checkpoint", "resume_from", "train_image_to_image",
-           "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory"]
+           "predict_tiled", "checkpoint_dir_for", "load_checkpoint", "release_memory", "keep_freed_memory"]
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -224,10 +224,58 @@ def _check_fit_args(train_set, loss_fn, **sizes) -> None:
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
 
 
+#: What :func:`keep_freed_memory` did in this process: None (not asked yet), True or False.
+_FREED_MEMORY_KEPT = None
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed memory for reuse instead of handing it back to the system.
+
+    A training step on the CPU allocates and frees its activations and gradients, buffers of
+    several MiB each. glibc serves blocks above its mmap threshold with fresh pages, which the
+    kernel must map and zero again at every step, and it returns freed memory to the system
+    above its trim threshold. Raising both thresholds (``mallopt``) lets every step reuse the
+    previous step's memory. It changes no number the training computes, only where its memory
+    comes from; the process keeps its peak memory until it ends. :func:`fit` calls it when it
+    trains on the CPU. It acts once per process and only where the C library is glibc (Linux);
+    elsewhere it does nothing.
+
+    Measured with chapter 1's DAPI recipe on the book's 2-core CPU (60 steps, three runs each,
+    ``benchmarks/bench_train.py`` has the same comparison): 0.547 s per step without it, 0.496
+    s with it, identical validation PCC.
+
+    Returns
+    -------
+    bool
+        Whether glibc accepted both settings (in this call or an earlier one).
+    """
+    global _FREED_MEMORY_KEPT
+    if _FREED_MEMORY_KEPT is None:
+        import ctypes
+        import ctypes.util
+        import platform
+
+        kept = False
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                # 1 GiB (glibc < 2.35 refuses thresholds over 32 MiB: then take that)
+                mmap_ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+                               or libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20))
+                trim_ok = bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+                kept = mmap_ok and trim_ok
+            except (OSError, AttributeError):
+                kept = False
+        _FREED_MEMORY_KEPT = kept
+    return _FREED_MEMORY_KEPT
+
+
 def _prepare(model, *, device, amp, optimizer, lr, weight_decay, scheduler, steps, warmup):
     """Device, optimiser, learning-rate schedule and AMP gradient scaler of a :func:`fit` run.
 
-    Mixed precision and ``cudnn.benchmark`` are switched on for CUDA only; the model is
+    Mixed precision and ``cudnn.benchmark`` are switched on for CUDA only, glibc keeps freed
+    memory for the next step on the CPU (:func:`keep_freed_memory`); the model is
     moved to the device, in the ``channels_last`` memory format (1.3x faster training on
     this book's CPU, ``benchmarks/bench_train.py``; recommended for AMP on GPUs too), before
     the optimiser is built.
@@ -248,6 +296,8 @@ def _prepare(model, *, device, amp, optimizer, lr, weight_decay, scheduler, step
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True
+    else:
+        keep_freed_memory()
     model.to(device, memory_format=torch.channels_last)
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
     sched = _make_scheduler(opt, scheduler, steps, warmup)

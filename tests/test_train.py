@@ -395,3 +395,18 @@ def test_an_oserror_of_another_kind_is_raised_unchanged_even_on_a_nearly_full_di
         with atomic_path(tmp_path / "a.json"):
             raise PermissionError(errno.EACCES, "Permission denied")
     assert info.value.errno == errno.EACCES and "disk is full" not in str(info.value)
+
+
+def test_keep_freed_memory_acts_once_and_fit_asks_for_it_on_the_cpu():
+    import platform
+
+    import torch
+
+    from islteach import train
+
+    ds = torch.utils.data.TensorDataset(torch.randn(8, 1, 8, 8), torch.randn(8, 1, 8, 8))
+    train.fit(torch.nn.Conv2d(1, 1, 3, padding=1), ds, torch.nn.functional.l1_loss, steps=2, batch_size=2,
+              progress=False, device="cpu")
+    assert train._FREED_MEMORY_KEPT is not None  # fit on the CPU asked glibc
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert train.keep_freed_memory() is glibc and train.keep_freed_memory() is glibc

@@ -155,3 +155,43 @@ def test_train_virtual_staining_is_the_shared_image_to_image_recipe_with_seeded_
     assert ha.loss == hb.loss
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+def test_bin_image_averages_each_block_and_drops_the_ragged_edge():
+    img = np.arange(30, dtype=np.float32).reshape(5, 6)
+    out = virtual_staining.bin_image(img, 2)
+    assert out.shape == (2, 3) and out.dtype == np.float32
+    # block (0, 0) holds 0, 1, 6, 7; row 4 (the fifth) fills no block and is dropped
+    np.testing.assert_allclose(out, [[3.5, 5.5, 7.5], [15.5, 17.5, 19.5]])
+    stack = np.stack([img, 2 * img])  # (C, H, W): each channel binned on its own
+    np.testing.assert_allclose(virtual_staining.bin_image(stack, 2)[1], 2 * out)
+    assert virtual_staining.bin_image(np.uint8([[1, 2], [3, 4]]), 2).tolist() == [[2.5]]
+    mask = np.ones((4, 4), bool)
+    mask[3, 3] = False
+    assert virtual_staining.bin_image(mask, 2).tolist() == [[True, True], [True, False]]
+    assert virtual_staining.bin_image(img, 1) is img
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="factor must be an int"):
+            virtual_staining.bin_image(img, bad)
+    with pytest.raises(ValueError, match="both sides >= factor"):
+        virtual_staining.bin_image(img, 6)
+
+
+@pytest.mark.skipif(not (DATA / "sephace").is_dir(), reason="SEPhACE data not found in $ISLTEACH_DATA_DIR")
+def test_sephace_arrays_bin_the_fields_and_their_validation_block():
+    full = virtual_staining.sephace_arrays([0, 2, 5])
+    half = virtual_staining.sephace_arrays([0, 2, 5], binning=2)
+    assert full["x_train"].shape == (3, 1024, 1344) and full["binning"] == 1
+    assert half["x_train"].shape == half["x_test"].shape == (3, 512, 672) and half["binning"] == 2
+    assert half["y_train"].shape == (1, 512, 672) and half["train"].shape == (512, 672)
+    assert not (half["train"] & half["val"]).any() and half["val"].sum() == full["val"].sum() // 4
+    vy, vx = half["val_region"]
+    assert half["val"][vy, vx].all() and (vy.start, vx.start) == (384, 544)
+    # binning comes before normalisation: a binned pixel is the mean of its block's raw values, rescaled
+    from islteach import data
+    raw = data.load_sephace(2)["dapi"][:2, :2].mean()
+    n = half["normalisation"]["field2"]["target"]
+    expected = (raw - n["lo"][0]) / (n["hi"][0] - n["lo"][0])
+    assert abs(float(half["y_test"][0, 0, 0]) - expected) < 1e-5
+    with pytest.raises(ValueError, match="binning must be an int"):
+        virtual_staining.sephace_arrays([0, 2, 5], binning=0)
