@@ -313,7 +313,7 @@ def chapter_works(chapter: str, **sizes) -> list:
         one = training("", model, crop_size=s["crop_size"], batch_size=s["batch_size"], steps=1, in_channels=1).flops
         n_seeds = len(s.get("seeds") or [0])
         return [Work(f"DSB models (2 settings x {n_seeds} seeds)", flops=2 * n_seeds * s["steps"] * one),
-                Work("BBBC039 model", flops=s["bbbc039_steps"] * one),
+                Work(f"BBBC039 models ({n_seeds} seeds)", flops=n_seeds * s["bbbc039_steps"] * one),
                 training("fully supervised reference", crop_size=s["crop_size"], batch_size=s["reference_batch_size"],
                          steps=s["reference_steps"], **ref)]
     raise ValueError(f"chapter must be one of 'ch1' ... 'ch5', got {chapter!r}")
