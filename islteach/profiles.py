@@ -279,8 +279,8 @@ CH4 = {
 # ``bbbc039_scale`` (its nuclei are about twice as wide as DSB's) and cut into ``crop_size`` patches;
 # one model per seed of ``seeds``, ``bbbc039_steps`` steps at the peak rate ``bbbc039_lr``. quick: DSB's
 # rate of 0.1 does not train on BBBC039 (session of 2026-12-06, 12 training images, test F1@0.5 with
-# the count loss + P): 0.000 at 150 steps (seed 0) and 600 (seeds 0 and 1; the dice term stays near 0.8,
-# no candidate present on the test patches); 0.05, 600 steps: 0.690 (seed 0) but 0.000 (seed 1)
+# the count loss + P): 0.000 at 150 steps (seed 0) and 600 (seeds 0 and 1), image IoU 0.058 / 0.096 / 0.000
+# (seed 0 at 300 steps: the dice term stays near 0.8, no candidate present on any test patch); 0.05, 600 steps: 0.690 (seed 0) but 0.000 (seed 1)
 # and 0.000 at 300 steps; 0.02, 600 steps: 0.666 / 0.653 / 0.660 / 0.673 (seeds 0-3), 300 steps:
 # 0.564 / 0.222; 0.01, 600 steps: 0.641 / 0.646. Measured with a copy of the chapter's BBBC039 cell.
 # Fully supervised reference: chapter 4's Bonte U-Net (``reference_encoder``, h-maxima ``reference_h``),
